@@ -1,0 +1,7 @@
+import type { Command } from './io.js';
+
+/**
+ * Every subcommand, in the order `winchester --help` lists them.
+ * Commands register here; main.ts only dispatches.
+ */
+export const commands: readonly Command[] = [];

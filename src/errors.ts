@@ -1,0 +1,44 @@
+/**
+ * Typed errors shared by every layer. Each says whether retrying can help and keeps its cause,
+ * so callers classify once (at the adapter boundary) and never match on message text.
+ */
+export class WinchesterError extends Error {
+  /** True when the same operation may succeed later (an outage), false for bad input or config. */
+  readonly retriable: boolean;
+
+  constructor(message: string, options: { cause?: unknown; retriable?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.retriable = options.retriable ?? false;
+  }
+}
+
+/** Bad command-line usage: the CLI exits with status 2. */
+export class UsageError extends WinchesterError {}
+
+/** One problem in a configuration file, located by file and (when known) line and column. */
+export interface ConfigProblem {
+  file: string;
+  line?: number;
+  column?: number;
+  message: string;
+}
+
+/** Formats a problem as `file:line:column: message`, the shape editors and humans both read. */
+export function formatProblem(p: ConfigProblem): string {
+  const where = p.line === undefined ? p.file : `${p.file}:${p.line}${p.column === undefined ? '' : `:${p.column}`}`;
+  return `${where}: ${p.message}`;
+}
+
+/** Invalid configuration: lists every problem found; the CLI exits with status 2. */
+export class ConfigError extends WinchesterError {
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: ConfigProblem[], options: { cause?: unknown } = {}) {
+    super(problems.map(formatProblem).join('\n'), options);
+    this.problems = problems;
+  }
+}
+
+/** Bad input data (a notification, an expression, an event): the CLI exits with status 1. */
+export class InputError extends WinchesterError {}
