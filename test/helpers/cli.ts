@@ -10,6 +10,7 @@
  * ```
  */
 import { Readable, Writable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { main } from '../../src/main.js';
 
 /** What a CLI run produced. */
@@ -38,19 +39,22 @@ export interface CliRunOptions {
 
 /** A Writable that keeps every chunk it is given. */
 class Collector extends Writable {
-  readonly chunks: Buffer[] = [];
+  // A streaming decoder keeps a multi-byte character split across two writes intact.
+  private readonly decoder = new StringDecoder('utf8');
+  private collected = '';
 
   override _write(
     chunk: Buffer | string,
-    encoding: BufferEncoding,
+    _encoding: BufferEncoding,
     callback: (error?: Error | null) => void,
   ) {
-    this.chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk);
+    this.collected += typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
     callback();
   }
 
   text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
+    this.collected += this.decoder.end();
+    return this.collected;
   }
 }
 
