@@ -1,0 +1,453 @@
+import type { Event } from '../model/event.js';
+import type { Instant } from '../timex/instant.js';
+import type { DistinguishingValues, FireCriterion, TriggerDefinition } from '../triggers/types.js';
+import type { Clock } from './clock.js';
+import type { Effect, StreamId } from './effects.js';
+import { EngineStateError, type PartitionSnapshot, type StreamRow, validateRow } from './state.js';
+import { TimerQueue } from './timer-queue.js';
+
+/** Options of {@link PartitionEngine}. */
+export interface PartitionEngineOptions {
+  /** The compiled triggers this partition evaluates (names must be unique). */
+  readonly triggers: readonly TriggerDefinition[];
+  /** Where "now" comes from; see clock.ts. */
+  readonly clock: Clock;
+  /**
+   * Prefix of the stream ids this engine allocates (`${idPrefix}${seq}`), e.g. `p7-` for
+   * partition 7, so ids are unique across partitions. Default: empty.
+   */
+  readonly idPrefix?: string;
+}
+
+/** Per-trigger state: the definition and its live streams by distinguishing key. */
+class TriggerSlot {
+  /** The newest stream of each key; an older one may still wait in the timer queue to expire. */
+  readonly streams = new Map<string, LiveStream>();
+  readonly criteria: readonly FireCriterion[];
+
+  constructor(readonly def: TriggerDefinition) {
+    this.criteria = def.fireCriteria;
+  }
+}
+
+const NEVER = Number.POSITIVE_INFINITY;
+
+/**
+ * What the engine keeps per stream: only what evaluation needs. No events, no distinguishing
+ * values (the effects carry them to the store); a single message id is kept without a Set, since
+ * many streams never see a second event.
+ */
+class LiveStream {
+  /** min(fireAt, expireAt): when the timer queue must look at it. */
+  due: number;
+  heapIndex = -1;
+  fireAt: number = NEVER;
+  /** Per-criterion counts; null while all are zero (allocated on the first matching event). */
+  counts: number[] | null = null;
+  /** The message ids in the stream: one string, or a Set once there are two or more. */
+  ids: string | Set<string> | null = null;
+  version = 1;
+
+  constructor(
+    readonly seq: number,
+    readonly id: StreamId,
+    readonly slot: TriggerSlot,
+    readonly key: string,
+    public first: number,
+    public last: number,
+    public expireAt: number,
+  ) {
+    this.due = expireAt;
+  }
+
+  has(messageId: string): boolean {
+    const ids = this.ids;
+    if (typeof ids === 'string') return ids === messageId;
+    return ids !== null && ids.has(messageId);
+  }
+
+  remember(messageId: string): void {
+    const ids = this.ids;
+    if (ids === null) this.ids = messageId;
+    else if (typeof ids === 'string') this.ids = new Set([ids, messageId]);
+    else ids.add(messageId);
+  }
+}
+
+/**
+ * The stream engine of one partition (a Kafka Streams "task"): a pure, deterministic state machine.
+ *
+ * Input is events already routed to a trigger and keyed (`addEvent`), or raw events matched against
+ * every trigger (`add`, what replay uses), plus the passage of time (`advance`, the punctuation).
+ * Output is a list of {@link Effect}s, collected until {@link takeEffects}: an adapter persists them
+ * (checkpoint) and publishes fired/expired streams as batches.
+ *
+ * Semantics (SPEC §4, reference `trigger_manager.py` / `pipeline_manager.py` / `db/interface.py`):
+ * - an event joins the live stream with the same trigger and key if that stream's expiration is
+ *   still strictly after now; otherwise it opens a new stream (the old one waits to expire);
+ * - an event whose message_id the stream already holds is ignored (never counted twice);
+ * - first/last timestamps and the expiration are recomputed on every added event;
+ * - fire criteria counts are updated per event; when every criterion has its `number` of matches
+ *   and the stream is not yet scheduled, it is scheduled to fire at now + fire_delay;
+ * - time passing fires streams whose fire time is strictly before now, and expires streams whose
+ *   expiration is strictly before now; a stream that is due for both fires (the reference fires
+ *   before it expires in the same pass). Streams close in (due time, sequence) order.
+ *
+ * Every call first lets the clock observe the event time and runs the due timers, so the same
+ * input always produces the same effects with the same stream ids.
+ */
+export class PartitionEngine {
+  private readonly slots = new Map<string, TriggerSlot>();
+  private readonly slotList: TriggerSlot[] = [];
+  private readonly timers = new TimerQueue<LiveStream>();
+  private readonly clock: Clock;
+  private readonly idPrefix: string;
+  private effects: Effect[] = [];
+  private nextSeq = 1;
+  private current: Instant = Number.NEGATIVE_INFINITY;
+
+  constructor(options: PartitionEngineOptions) {
+    this.clock = options.clock;
+    this.idPrefix = options.idPrefix ?? '';
+    for (const def of options.triggers) {
+      if (this.slots.has(def.name))
+        throw new EngineStateError(`duplicate trigger name ${JSON.stringify(def.name)}`);
+      const slot = new TriggerSlot(def);
+      this.slots.set(def.name, slot);
+      this.slotList.push(slot);
+    }
+  }
+
+  /** The engine's current time: the highest clock reading it has acted on. */
+  get now(): Instant {
+    return this.current;
+  }
+
+  /** Number of live (active) streams. */
+  get activeStreams(): number {
+    return this.timers.size;
+  }
+
+  /** The trigger definitions, in configuration order. */
+  get triggers(): readonly TriggerDefinition[] {
+    return this.slotList.map((s) => s.def);
+  }
+
+  /**
+   * Matches the event against every trigger and adds it to each one it matches (what replay and
+   * a single-process deployment do). Returns the number of triggers it joined.
+   */
+  add(event: Event): number {
+    const now = this.punctuate(event.timestamp);
+    let joined = 0;
+    for (const slot of this.slotList) {
+      const m = slot.def.match(event, now);
+      if (!m.matched) continue;
+      this.join(slot, m.key, m.distinguishing, event, now);
+      joined++;
+    }
+    return joined;
+  }
+
+  /**
+   * Adds an event the router already matched and keyed for `triggerName` (one record of the
+   * stream-events topic). Returns false, changing nothing, when the trigger is not configured here.
+   */
+  addEvent(triggerName: string, key: string, distinguishing: DistinguishingValues, event: Event): boolean {
+    const slot = this.slots.get(triggerName);
+    if (slot === undefined) return false;
+    const now = this.punctuate(event.timestamp);
+    this.join(slot, key, distinguishing, event, now);
+    return true;
+  }
+
+  /**
+   * Lets time pass: moves the engine to `now` (default: the clock's reading; never backwards) and
+   * fires or expires every stream that became due. Returns how many streams closed.
+   */
+  advance(now: Instant = this.clock.now()): number {
+    if (now > this.current) this.current = now;
+    return this.runDue(this.current);
+  }
+
+  /** Returns the effects produced since the last call, oldest first, and forgets them. */
+  takeEffects(): Effect[] {
+    const out = this.effects;
+    this.effects = [];
+    return out;
+  }
+
+  /** The time the next stream becomes due (it closes once now is past it), or null if none. */
+  nextDue(): Instant | null {
+    const top = this.timers.peek();
+    return top === undefined || top.due === NEVER ? null : top.due;
+  }
+
+  /** A copy of the live state, for a checkpoint or to hand the partition to another worker. */
+  exportState(): PartitionSnapshot {
+    const streams = [...this.timers.values()].sort((a, b) => a.seq - b.seq).map((s) => this.rowOf(s));
+    return {
+      nextSeq: this.nextSeq,
+      now: this.current === Number.NEGATIVE_INFINITY ? null : this.current,
+      streams,
+    };
+  }
+
+  /** The persisted form of one live stream, or undefined if no such stream is live. */
+  exportStream(id: StreamId): StreamRow | undefined {
+    for (const s of this.timers.values()) if (s.id === id) return this.rowOf(s);
+    return undefined;
+  }
+
+  /**
+   * Loads a partition's live streams into this (empty) engine, e.g. from Postgres on partition
+   * assignment. Rows of triggers that are no longer configured are not loaded: a `streamErrored`
+   * effect tells the adapter to mark them `error` (as the reference does when it meets a stream of
+   * an unknown trigger). Throws {@link EngineStateError} for a corrupt snapshot.
+   */
+  importState(snapshot: PartitionSnapshot): void {
+    if (this.timers.size > 0 || this.nextSeq !== 1) {
+      throw new EngineStateError('importState needs an engine that has not processed anything yet');
+    }
+    let maxSeq = 0;
+    const seen = new Set<number>();
+    const loaded: LiveStream[] = [];
+    for (const row of snapshot.streams) {
+      const slot = this.slots.get(row.trigger);
+      if (slot === undefined) {
+        this.effects.push({
+          type: 'streamErrored',
+          streamId: row.id,
+          trigger: row.trigger,
+          version: row.version + 1,
+          state: 'error',
+          reason: 'unknown_trigger',
+        });
+        if (row.seq > maxSeq) maxSeq = row.seq;
+        continue;
+      }
+      validateRow(row, slot.def);
+      if (seen.has(row.seq)) throw new EngineStateError(`two streams with sequence number ${row.seq}`);
+      seen.add(row.seq);
+      if (row.seq > maxSeq) maxSeq = row.seq;
+      const s = new LiveStream(row.seq, row.id, slot, row.key, row.first, row.last, row.expireAt);
+      s.version = row.version;
+      s.fireAt = row.fireAt ?? NEVER;
+      s.due = Math.min(s.fireAt, s.expireAt);
+      const crit = slot.criteria;
+      let any = false;
+      const counts = row.counts.map((c, i) => {
+        const n = Math.min(c, (crit[i] as FireCriterion).number);
+        if (n > 0) any = true;
+        return n;
+      });
+      s.counts = any ? counts : null;
+      for (const id of row.messageIds) s.remember(id);
+      loaded.push(s);
+    }
+    if (!Number.isSafeInteger(snapshot.nextSeq) || snapshot.nextSeq < 1) {
+      throw new EngineStateError(`bad nextSeq ${snapshot.nextSeq}`);
+    }
+    // Streams join the key map in sequence order, so the newest stream of a key is the one joined.
+    loaded.sort((a, b) => a.seq - b.seq);
+    for (const s of loaded) {
+      s.slot.streams.set(s.key, s);
+      this.timers.push(s);
+    }
+    this.nextSeq = Math.max(snapshot.nextSeq, maxSeq + 1);
+    if (snapshot.now !== null && snapshot.now > this.current) this.current = snapshot.now;
+  }
+
+  // ---- internals --------------------------------------------------------------------------
+
+  /** Lets the clock see `eventTime`, then closes whatever became due. Returns the current time. */
+  private punctuate(eventTime: Instant): Instant {
+    const clock = this.clock;
+    clock.observe(eventTime);
+    const now = clock.now();
+    if (now > this.current) this.current = now;
+    const top = this.timers.peek();
+    if (top !== undefined && top.due < this.current) this.runDue(this.current);
+    return this.current;
+  }
+
+  private runDue(now: Instant): number {
+    const timers = this.timers;
+    let closed = 0;
+    for (;;) {
+      const s = timers.peek();
+      if (s === undefined || !(s.due < now)) break;
+      timers.pop();
+      this.close(s, now);
+      closed++;
+    }
+    return closed;
+  }
+
+  private close(s: LiveStream, now: Instant): void {
+    const def = s.slot.def;
+    const fire = s.fireAt < now;
+    const pipeline = fire ? def.firePipeline : def.expirePipeline;
+    if (s.slot.streams.get(s.key) === s) s.slot.streams.delete(s.key);
+    s.version++;
+    this.effects.push({
+      type: fire ? 'fired' : 'expired',
+      streamId: s.id,
+      trigger: def.name,
+      version: s.version,
+      key: s.key,
+      pipeline,
+      state: pipeline === null ? 'completed' : fire ? 'firing' : 'expiring',
+      first: s.first,
+      last: s.last,
+      at: now,
+      due: fire ? s.fireAt : s.expireAt,
+    });
+  }
+
+  private join(
+    slot: TriggerSlot,
+    key: string,
+    distinguishing: DistinguishingValues,
+    event: Event,
+    now: Instant,
+  ): void {
+    const s = slot.streams.get(key);
+    if (s !== undefined && s.expireAt > now) {
+      if (s.has(event.message_id)) {
+        this.effects.push({
+          type: 'duplicateIgnored',
+          streamId: s.id,
+          trigger: slot.def.name,
+          version: s.version,
+          messageId: event.message_id,
+        });
+        return;
+      }
+      this.append(s, event, now);
+      return;
+    }
+    this.open(slot, key, distinguishing, event, now);
+  }
+
+  private open(
+    slot: TriggerSlot,
+    key: string,
+    distinguishing: DistinguishingValues,
+    event: Event,
+    now: Instant,
+  ): void {
+    const ts = event.timestamp;
+    // Computed before anything changes, so a throwing expiration leaves the engine untouched.
+    const expireAt = slot.def.expiration(ts, ts, now);
+    const seq = this.nextSeq++;
+    const s = new LiveStream(seq, this.idPrefix + seq, slot, key, ts, ts, expireAt);
+    slot.streams.set(key, s);
+    this.effects.push({
+      type: 'streamOpened',
+      streamId: s.id,
+      trigger: slot.def.name,
+      version: 1,
+      key,
+      distinguishing,
+      first: ts,
+      seq,
+    });
+    s.version = 2;
+    s.remember(event.message_id);
+    this.effects.push({
+      type: 'eventAdded',
+      streamId: s.id,
+      trigger: slot.def.name,
+      version: 2,
+      event,
+      first: ts,
+      last: ts,
+      expireAt,
+    });
+    this.evaluateFire(s, event, now);
+    s.due = Math.min(s.fireAt, expireAt);
+    this.timers.push(s);
+  }
+
+  private append(s: LiveStream, event: Event, now: Instant): void {
+    const ts = event.timestamp;
+    const first = Math.min(ts, s.first);
+    const last = Math.max(ts, s.last);
+    const expireAt = s.slot.def.expiration(first, last, now);
+    s.first = first;
+    s.last = last;
+    s.expireAt = expireAt;
+    s.remember(event.message_id);
+    s.version++;
+    this.effects.push({
+      type: 'eventAdded',
+      streamId: s.id,
+      trigger: s.slot.def.name,
+      version: s.version,
+      event,
+      first,
+      last,
+      expireAt,
+    });
+    this.evaluateFire(s, event, now);
+    const due = Math.min(s.fireAt, expireAt);
+    if (due !== s.due) {
+      s.due = due;
+      this.timers.update(s);
+    }
+  }
+
+  /** Counts the new event against each unmet criterion; schedules the fire when all are met. */
+  private evaluateFire(s: LiveStream, event: Event, now: Instant): void {
+    if (s.fireAt !== NEVER) return;
+    const criteria = s.slot.criteria;
+    const n = criteria.length;
+    // A trigger without fire criteria never fires (reference: fire_criteria is optional); it expires.
+    if (n === 0) return;
+    let counts = s.counts;
+    let met = true;
+    for (let i = 0; i < n; i++) {
+      const c = criteria[i] as FireCriterion;
+      const have = counts === null ? 0 : (counts[i] as number);
+      if (have >= c.number) continue;
+      if (c.matches(event)) {
+        if (counts === null) {
+          counts = new Array<number>(n).fill(0);
+          s.counts = counts;
+        }
+        counts[i] = have + 1;
+        if (have + 1 >= c.number) continue;
+      }
+      met = false;
+    }
+    if (!met) return;
+    s.fireAt = now + s.slot.def.fireDelay;
+    s.version++;
+    this.effects.push({
+      type: 'fireScheduled',
+      streamId: s.id,
+      trigger: s.slot.def.name,
+      version: s.version,
+      fireAt: s.fireAt,
+    });
+  }
+
+  private rowOf(s: LiveStream): StreamRow {
+    const n = s.slot.criteria.length;
+    const ids = s.ids;
+    return {
+      id: s.id,
+      seq: s.seq,
+      trigger: s.slot.def.name,
+      key: s.key,
+      first: s.first,
+      last: s.last,
+      expireAt: s.expireAt,
+      fireAt: s.fireAt === NEVER ? null : s.fireAt,
+      version: s.version,
+      counts: s.counts === null ? new Array<number>(n).fill(0) : [...s.counts],
+      messageIds: ids === null ? [] : typeof ids === 'string' ? [ids] : [...ids],
+    };
+  }
+}
