@@ -403,8 +403,8 @@ export class PartitionEngine {
     if (s.fireAt !== NEVER) return;
     const criteria = s.slot.criteria;
     const n = criteria.length;
-    // A trigger without fire criteria never fires (reference: fire_criteria is optional); it expires.
-    if (n === 0) return;
+    // An empty fire_criteria list is met by any stream (the reference's should_fire is an `all`
+    // over the criteria), so such a stream is scheduled on its first event.
     let counts = s.counts;
     let met = true;
     for (let i = 0; i < n; i++) {

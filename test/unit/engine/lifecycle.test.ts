@@ -184,13 +184,14 @@ describe('expiry', () => {
     assert.deepEqual(engine.exportState().streams[0]?.counts, [1]);
   });
 
-  test('a trigger with no fire criteria never fires; it expires', () => {
-    const engine = engineWith({ fire: [] });
-    engine.add(ev('fire.me', T0, { instance_id: 'a' }));
+  test('an empty fire_criteria list is met at once: the stream is scheduled on its first event', () => {
+    const engine = engineWith({ fire: [], fireDelay: 10 });
+    engine.add(ev('x', T0, { instance_id: 'a' }));
+    engine.add(ev('x', T0 + SECOND, { instance_id: 'a' }));
     engine.advance(T0 + DAY);
     assert.deepEqual(
-      closedOf(engine.takeEffects()).map((c) => c.type),
-      ['expired'],
+      engine.takeEffects().map((e) => e.type),
+      ['streamOpened', 'eventAdded', 'fireScheduled', 'eventAdded', 'fired'],
     );
   });
 
@@ -380,6 +381,25 @@ describe('clocks', () => {
     clock.tick(1);
     assert.equal(engine.advance(), 1);
     assert.equal(closedOf(engine.takeEffects())[0]?.type, 'fired');
+  });
+
+  test('a very late event still opens a stream, which expires at the next advance (as the reference)', () => {
+    const clock = new ManualClock(T0);
+    const engine = new PartitionEngine({ triggers: [trigger()], clock });
+    engine.add(ev('x', T0 - 5 * DAY, { instance_id: 'a' }));
+    engine.add(ev('x', T0 - 5 * DAY + 1, { instance_id: 'a' })); // expiration not after now: a new stream
+    engine.advance();
+    assert.deepEqual(
+      engine.takeEffects().map((e) => [e.type, e.streamId]),
+      [
+        ['streamOpened', '1'],
+        ['eventAdded', '1'],
+        ['expired', '1'],
+        ['streamOpened', '2'],
+        ['eventAdded', '2'],
+        ['expired', '2'],
+      ],
+    );
   });
 
   test('time never goes backwards inside the engine', () => {
