@@ -5,7 +5,9 @@ import type { Instant } from '../timex/instant.js';
  * One value of a stream's identity: a typed trait value, or a time range computed by a
  * `{trait: timex}` entry of distinguished_by (e.g. `timestamp: "day"`).
  */
-export type DistinguishingValue = TraitValue | { readonly type: 'range'; readonly begin: Instant; readonly end: Instant };
+export type DistinguishingValue =
+  | TraitValue
+  | { readonly type: 'range'; readonly begin: Instant; readonly end: Instant };
 
 /** Distinguishing values by trait name, in the order distinguished_by lists them. */
 export type DistinguishingValues = Readonly<Record<string, DistinguishingValue>>;

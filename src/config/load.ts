@@ -1,0 +1,358 @@
+/**
+ * Loads winchester.yaml and everything it references (triggers.yaml, pipelines.yaml,
+ * event_definitions.yaml, handler and plugin modules) into one deeply frozen
+ * {@link WinchesterConfig}. Every problem in every file is collected first, then reported
+ * together in one {@link ConfigError} with file, line and column.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import {
+  buildHandlerRegistry,
+  compilePipelines,
+  deepFreeze,
+  type HandlerRef,
+  type PipelineDefinitions,
+  resolveModuleSpec,
+} from '../pipeline/definitions.js';
+import { TimexEvalError } from '../timex/errors.js';
+import { parseTimex } from '../timex/index.js';
+import type { CompileContext } from '../triggers/criteria.js';
+import { type CompiledTrigger, compileTriggers } from '../triggers/definition.js';
+import { type Pos, Problems, sortProblems } from './problems.js';
+import type { Settings } from './schema.js';
+import { closest, ENV_SOURCE, readSettings } from './settings.js';
+import { parseYaml, type YNode } from './yaml.js';
+
+/** A distiller as the loader sees it: built by the `loadDistiller` option from event_definitions.yaml. */
+export interface DistillerLoadOptions {
+  /** The file as shown in problems. */
+  readonly displayName: string;
+  readonly catchAll: boolean;
+  /** Trait plugin name → resolved module (from distiller_trait_plugins). */
+  readonly plugins: ReadonlyMap<string, ModuleRef>;
+}
+
+/** A JS module export named in configuration, resolved to an existing file (imported later). */
+export interface ModuleRef {
+  readonly spec: string;
+  readonly path: string;
+  readonly exportName: string;
+}
+
+/**
+ * Builds the distiller from event_definitions.yaml. It throws a {@link ConfigError} listing its
+ * problems (they are merged into the loader's), and returns an object with a `definitionCount`
+ * when it can say how many definitions it holds.
+ */
+export type DistillerLoader = (path: string, options: DistillerLoadOptions) => Promise<unknown>;
+
+export interface LoadConfigOptions {
+  /** Environment variables for overrides (default: none; the CLI passes process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Directory file names in problems are shown relative to (default: process.cwd()). */
+  readonly cwd?: string;
+  /** Builds the distiller; without it event_definitions.yaml is only checked to parse. */
+  readonly loadDistiller?: DistillerLoader;
+}
+
+/** The absolute paths of the files winchester.yaml referenced (null when not configured). */
+export interface ConfigFiles {
+  readonly config: string;
+  readonly distillerConfig: string | null;
+  readonly triggerDefinitions: string | null;
+  readonly pipelineConfig: string | null;
+}
+
+/** Everything winchester.yaml describes, validated and compiled; deeply frozen. */
+export interface WinchesterConfig {
+  readonly files: ConfigFiles;
+  /** Directories relative file names were searched in, in order (config_path, then the file's own directory). */
+  readonly configPath: readonly string[];
+  readonly settings: Settings;
+  readonly triggers: readonly CompiledTrigger[];
+  readonly pipelines: PipelineDefinitions;
+  /** Handler name → implementation (built-ins plus pipeline_handlers). */
+  readonly handlers: ReadonlyMap<string, HandlerRef>;
+  /** distiller_trait_plugins, resolved. */
+  readonly traitPlugins: ReadonlyMap<string, ModuleRef>;
+  /** What `loadDistiller` built from distiller_config; null without one of them. */
+  readonly distiller: unknown;
+  /** Number of event definitions, when the distiller reports it (see DistillerLoader); else null. */
+  readonly eventDefinitionCount: number | null;
+  /** Non-fatal findings: unknown keys, settings of the reference that have no effect here, … */
+  readonly warnings: readonly ConfigProblem[];
+}
+
+/** The compile context for triggers with the real timex implementation. */
+export function triggerContext(file: string, problems: Problems): CompileContext {
+  return { file, problems, parseTimex, isEvalError: (err) => err instanceof TimexEvalError };
+}
+
+/**
+ * Loads winchester.yaml at `path` (relative to `options.cwd`) and everything it references.
+ * Throws a {@link ConfigError} listing every problem; never anything else for bad configuration.
+ */
+export async function loadConfig(path: string, options: LoadConfigOptions = {}): Promise<WinchesterConfig> {
+  const cwd = options.cwd ?? process.cwd();
+  const env = options.env ?? {};
+  const configFile = resolve(cwd, path);
+  const show = (abs: string): string => {
+    const rel = relative(cwd, abs);
+    return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : abs;
+  };
+  const problems = new Problems();
+  const mainName = show(configFile);
+
+  const text = await readText(configFile);
+  if (typeof text !== 'string') throw new ConfigError([{ file: mainName, message: text.error }]);
+  const { root } = parseYaml(text, mainName, problems);
+  const { settings } = readSettings(root, mainName, env, problems);
+  const posOf = (...keys: string[]): Pos | undefined => nodeAt(root, keys)?.pos;
+
+  // config_path: relative entries are taken from winchester.yaml's directory, which is searched last.
+  const baseDir = dirname(configFile);
+  const configPath: string[] = [];
+  settings.config_path.forEach((dir, i) => {
+    const abs = resolve(baseDir, dir);
+    if (!isDirectory(abs)) {
+      const p =
+        nodeAt(root, ['config_path'])?.kind === 'seq'
+          ? posOf('config_path', String(i))
+          : posOf('config_path');
+      problems.warn(mainName, p, `config_path: directory ${abs} does not exist`);
+    }
+    if (!configPath.includes(abs)) configPath.push(abs);
+  });
+  if (!configPath.includes(baseDir)) configPath.push(baseDir);
+  const find = (name: string): string | undefined => {
+    if (isAbsolute(name)) return isRegularFile(name) ? name : undefined;
+    for (const dir of configPath) {
+      const candidate = join(dir, name);
+      if (isRegularFile(candidate)) return candidate;
+    }
+    return undefined;
+  };
+  const locate = (key: 'distiller_config' | 'trigger_definitions' | 'pipeline_config'): string | null => {
+    const name = settings[key];
+    if (name === null) return null;
+    const found = find(name);
+    if (found === undefined) {
+      const searched = isAbsolute(name) ? '' : ` (searched ${configPath.join(', ')})`;
+      problems.error(mainName, posOf(key), `${key}: file '${name}' not found${searched}`);
+      return null;
+    }
+    return found;
+  };
+
+  // Handlers and trait plugins.
+  const handlers = buildHandlerRegistry(settings.pipeline_handlers, {
+    file: mainName,
+    pos: (name) => posOf('pipeline_handlers', name),
+    problems,
+    find,
+    baseDir,
+  });
+  const traitPlugins = new Map<string, ModuleRef>();
+  for (const [name, spec] of Object.entries(settings.distiller_trait_plugins)) {
+    const ref = resolveModuleSpec(spec, find, baseDir);
+    if ('error' in ref)
+      problems.error(
+        mainName,
+        posOf('distiller_trait_plugins', name),
+        `distiller_trait_plugins.${name}: ${ref.error}`,
+      );
+    else
+      traitPlugins.set(name, Object.freeze({ spec: ref.spec, path: ref.path, exportName: ref.exportName }));
+  }
+
+  // Other cross-field checks.
+  const trimAge = settings.trim_events_age;
+  try {
+    parseTimex(trimAge);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    problems.error(
+      mainName,
+      posOf('trim_events_age'),
+      `trim_events_age: invalid time expression ${JSON.stringify(trimAge)}: ${message}`,
+    );
+  }
+  const sasl = settings.kafka.sasl;
+  if (sasl.mechanism !== 'none' && (sasl.username === null || sasl.password === null)) {
+    problems.error(
+      mainName,
+      posOf('kafka', 'sasl') ?? posOf('kafka'),
+      `kafka.sasl: mechanism ${sasl.mechanism} needs a username and a password`,
+    );
+  }
+
+  // Pipelines. `declared` holds every pipeline name the file has, even those with errors, so a
+  // broken pipeline is reported once (where it is) and not again by each trigger naming it.
+  const pipelineFile = locate('pipeline_config');
+  let pipelines: PipelineDefinitions = new Map();
+  let declared: ReadonlySet<string> | null = null;
+  if (pipelineFile !== null) {
+    const loaded = await readYamlFile(pipelineFile, show(pipelineFile), problems);
+    if (loaded !== undefined) {
+      pipelines = compilePipelines(loaded, { file: show(pipelineFile), problems, handlers });
+      declared = new Set(loaded?.kind === 'map' ? loaded.entries.map((e) => e.key) : []);
+    }
+  } else if (settings.pipeline_config === null) {
+    declared = new Set();
+  }
+
+  // Triggers, and the pipelines they name.
+  const triggerFile = locate('trigger_definitions');
+  let triggers: CompiledTrigger[] = [];
+  if (triggerFile !== null) {
+    const shown = show(triggerFile);
+    const loaded = await readYamlFile(triggerFile, shown, problems);
+    if (loaded !== undefined) triggers = compileTriggers(loaded, triggerContext(shown, problems));
+    for (const t of triggers) {
+      for (const [kind, name, pos] of [
+        ['fire_pipeline', t.firePipeline, t.source.firePipelinePos],
+        ['expire_pipeline', t.expirePipeline, t.source.expirePipelinePos],
+      ] as const) {
+        if (name === null || declared === null || declared.has(name)) continue;
+        const where =
+          pipelineFile === null ? '(winchester.yaml sets no pipeline_config)' : `in ${show(pipelineFile)}`;
+        const near = closest(name, [...declared]);
+        problems.error(
+          shown,
+          pos,
+          `trigger '${t.name}': ${kind} '${name}' is not defined ${where}${near ? `; did you mean '${near}'?` : ''}`,
+        );
+      }
+    }
+  }
+
+  // Event definitions (the distiller).
+  const distillerFile = locate('distiller_config');
+  let distiller: unknown = null;
+  let eventDefinitionCount: number | null = null;
+  if (distillerFile !== null) {
+    const shown = show(distillerFile);
+    if (options.loadDistiller) {
+      try {
+        distiller = await options.loadDistiller(distillerFile, {
+          displayName: shown,
+          catchAll: settings.catch_all_notifications,
+          plugins: traitPlugins,
+        });
+        const count = (distiller as { definitionCount?: unknown } | null)?.definitionCount;
+        if (typeof count === 'number') eventDefinitionCount = count;
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        problems.errors.push(...err.problems);
+      }
+    } else {
+      await readYamlFile(distillerFile, shown, problems);
+    }
+  }
+
+  problems.throwIfAny();
+  const handlerMap = frozenMap(handlers);
+  return deepFreezeConfig({
+    files: {
+      config: configFile,
+      distillerConfig: distillerFile,
+      triggerDefinitions: triggerFile,
+      pipelineConfig: pipelineFile,
+    },
+    configPath,
+    settings,
+    triggers,
+    pipelines: frozenMap(pipelines),
+    handlers: handlerMap,
+    traitPlugins: frozenMap(traitPlugins),
+    distiller,
+    eventDefinitionCount,
+    warnings: sortProblems(problems.warnings),
+  });
+}
+
+/** Freezes the plain-data parts; the distiller and the compiled triggers freeze themselves. */
+function deepFreezeConfig(c: WinchesterConfig): WinchesterConfig {
+  deepFreeze(c.files);
+  deepFreeze(c.configPath);
+  deepFreeze(c.settings);
+  deepFreeze(c.warnings);
+  Object.freeze(c.triggers);
+  return Object.freeze(c);
+}
+
+/** A Map that refuses changes, so the frozen config cannot be altered through its maps either. */
+class FrozenMap<K, V> extends Map<K, V> {
+  #sealed = false;
+  constructor(entries: Iterable<readonly [K, V]>) {
+    super(entries);
+    this.#sealed = true;
+    Object.freeze(this);
+  }
+  override set(key: K, value: V): this {
+    if (this.#sealed) throw new TypeError('configuration is frozen');
+    return super.set(key, value);
+  }
+  override delete(): boolean {
+    throw new TypeError('configuration is frozen');
+  }
+  override clear(): void {
+    throw new TypeError('configuration is frozen');
+  }
+}
+
+function frozenMap<K, V>(m: ReadonlyMap<K, V>): ReadonlyMap<K, V> {
+  return new FrozenMap(m.entries());
+}
+
+async function readText(path: string): Promise<string | { error: string }> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { error: 'file not found' };
+    if (code === 'EISDIR') return { error: 'is a directory, not a file' };
+    if (code === 'EACCES') return { error: 'permission denied' };
+    return { error: `cannot read: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+/** Reads and parses a referenced YAML file; undefined (with a problem) when unreadable or not YAML. */
+async function readYamlFile(
+  path: string,
+  shown: string,
+  problems: Problems,
+): Promise<YNode | null | undefined> {
+  const text = await readText(path);
+  if (typeof text !== 'string') {
+    problems.error(shown, undefined, text.error);
+    return undefined;
+  }
+  const before = problems.errors.length;
+  const { root } = parseYaml(text, shown, problems);
+  return problems.errors.length > before ? undefined : root;
+}
+
+/** The node at a path of keys (list indexes as strings) under `root`. */
+function nodeAt(root: YNode | null, keys: readonly string[]): YNode | undefined {
+  let node: YNode | undefined = root ?? undefined;
+  for (const k of keys) {
+    if (node === undefined) return undefined;
+    if (node.kind === 'map') node = node.get(k)?.value;
+    else if (node.kind === 'seq') node = node.items[Number(k)];
+    else return undefined;
+  }
+  return node;
+}
+
+function isDirectory(p: string): boolean {
+  return existsSync(p) && statSync(p).isDirectory();
+}
+
+function isRegularFile(p: string): boolean {
+  return existsSync(p) && statSync(p).isFile();
+}
+
+export { ENV_SOURCE };

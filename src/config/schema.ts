@@ -1,0 +1,229 @@
+/**
+ * The winchester.yaml settings, declared once: type, default and help text of every key. The
+ * loader validates against this, environment overrides are derived from it, and
+ * docs/configuration.md is generated from it (`node --import tsx scripts/config-docs.ts`).
+ */
+
+/** How a leaf value is written in YAML and in an environment variable. */
+export type LeafType =
+  | 'string'
+  | 'optional-string'
+  | 'file'
+  | 'string-list'
+  | 'int'
+  | 'seconds'
+  | 'boolean'
+  | 'enum'
+  | 'string-map'
+  | 'timex';
+
+export interface Leaf<T> {
+  readonly kind: 'leaf';
+  readonly type: LeafType;
+  readonly default: T;
+  readonly help: string;
+  /** Allowed values of an `enum`. */
+  readonly values?: readonly string[];
+  /** Inclusive bounds of an `int`. */
+  readonly min?: number;
+  readonly max?: number;
+  /** Extra environment variable names read after `WINCHESTER_<PATH>` (e.g. `DATABASE_URL`). */
+  readonly envAliases?: readonly string[];
+  /** False for values that cannot sensibly come from one environment variable (mappings). */
+  readonly env: boolean;
+  /** Set for reference settings that are accepted but have no effect here: the warning to give. */
+  readonly ignored?: string;
+  /** Holds a secret: never echoed back in messages. */
+  readonly secret?: boolean;
+}
+
+export interface Section<F extends Fields> {
+  readonly kind: 'section';
+  readonly help: string;
+  readonly fields: F;
+}
+
+export type Spec = Leaf<unknown> | Section<Fields>;
+export type Fields = { readonly [key: string]: Spec };
+
+/** The typed value a spec describes. */
+export type Infer<S> =
+  S extends Leaf<infer T> ? T : S extends Section<infer F> ? { readonly [K in keyof F]: Infer<F[K]> } : never;
+
+type LeafOptions = {
+  envAliases?: readonly string[];
+  ignored?: string;
+  secret?: boolean;
+};
+
+function leaf<T>(type: LeafType, dflt: T, help: string, extra: Partial<Leaf<T>> & LeafOptions = {}): Leaf<T> {
+  return { kind: 'leaf', type, default: dflt, help, env: type !== 'string-map', ...extra };
+}
+
+const str = (dflt: string, help: string, o?: LeafOptions) => leaf<string>('string', dflt, help, o);
+const optStr = (help: string, o?: LeafOptions) => leaf<string | null>('optional-string', null, help, o);
+const file = (help: string, o?: LeafOptions) => leaf<string | null>('file', null, help, o);
+const list = (dflt: readonly string[], help: string, o?: LeafOptions) =>
+  leaf<readonly string[]>('string-list', dflt, help, o);
+const int = (dflt: number, help: string, min: number, max: number, o?: LeafOptions) =>
+  leaf<number>('int', dflt, help, { min, max, ...o });
+const seconds = (dflt: number, help: string, o?: LeafOptions) => leaf<number>('seconds', dflt, help, o);
+const bool = (dflt: boolean, help: string, o?: LeafOptions) => leaf<boolean>('boolean', dflt, help, o);
+const oneOf = <V extends string>(values: readonly V[], dflt: V, help: string, o?: LeafOptions) =>
+  leaf<V>('enum', dflt, help, { values, ...o });
+const strMap = (help: string) => leaf<Readonly<Record<string, string>>>('string-map', {}, help);
+const timex = (dflt: string, help: string) => leaf<string>('timex', dflt, help);
+const section = <F extends Fields>(help: string, fields: F): Section<F> => ({
+  kind: 'section',
+  help,
+  fields,
+});
+
+export const LOG_LEVELS = ['debug', 'info', 'warning', 'error', 'critical'] as const;
+export const CLOCK_MODES = ['wall', 'event'] as const;
+export const SASL_MECHANISMS = ['none', 'plain', 'scram-sha-256', 'scram-sha-512'] as const;
+
+export const winchesterSchema = section('Top-level settings of winchester.yaml.', {
+  config_path: list(
+    [],
+    'Directories searched, in order, for the files named by distiller_config, trigger_definitions and ' +
+      'pipeline_config (and for relative module paths of pipeline_handlers / distiller_trait_plugins). A ' +
+      'string or a list. Relative directories are taken from the directory of winchester.yaml, which is ' +
+      'always searched last.',
+  ),
+  distiller_config: file(
+    'event_definitions.yaml: how notifications are distilled into events. Without it no notification is ' +
+      'turned into an event (only already distilled events can be replayed).',
+  ),
+  trigger_definitions: file('triggers.yaml: the trigger definitions. Without it there are no triggers.'),
+  pipeline_config: file(
+    'pipelines.yaml: the pipelines (lists of handlers) that triggers fire and expire into.',
+  ),
+  pipeline_handlers: strMap(
+    'Handler name → implementation, for names used in pipelines.yaml. The built-in handlers (logger, usage, ' +
+      'notabene, atompub, webhook) need no entry. A value is a JS module and export, ' +
+      '`./handlers/mine.js#MyHandler` (relative to config_path), or one of the reference Python class paths ' +
+      '`winchester.pipeline_handler:LoggingHandler`, `:UsageHandler`, `:NotabeneHandler`, `:AtomPubHandler`.',
+  ),
+  distiller_trait_plugins: strMap(
+    'Trait plugin name → JS module and export (`./plugins/mine.js#MyPlugin`), in addition to the built-in ' +
+      '`split` and `bitfield`.',
+  ),
+  catch_all_notifications: bool(
+    false,
+    'Turn every notification into an event with the default traits, even when no definition matches it.',
+  ),
+  statistics_period: seconds(10, 'How often workers log their statistics, in seconds.'),
+  pipeline_worker_batch_size: int(
+    1000,
+    'Maximum number of streams a pipeline worker takes at a time.',
+    1,
+    1_000_000,
+  ),
+  pipeline_worker_delay: seconds(10, 'Seconds an idle pipeline worker waits before looking for work again.'),
+  purge_completed_streams: bool(true, 'Delete streams (and their events) once their pipeline has succeeded.'),
+  trim_events: bool(false, 'Delete stored events older than trim_events_age.'),
+  trim_events_age: timex('$timestamp - 14d', 'Timex expression: events older than this are trimmed.'),
+  trim_events_batch_size: int(100, 'Maximum number of events trimmed at a time.', 1, 1_000_000),
+  log_level: oneOf(LOG_LEVELS, 'info', 'Lowest level of log lines written (JSON lines on stdout).'),
+  logging_config: optStr('Python logging configuration file of the reference.', {
+    ignored: 'logging_config (a Python logging file) is not used: set log_level instead',
+  }),
+  time_sync_endpoint: optStr('Time sync service of the reference, for replaying old events.', {
+    ignored: 'time_sync_endpoint is not used: set clock.mode to event for replays',
+  }),
+  database: section('PostgreSQL, where stream state and events are kept.', {
+    url: optStr('Connection URL, `postgres://user:password@host:5432/winchester`. Required by the workers.', {
+      envAliases: ['DATABASE_URL'],
+      secret: true,
+    }),
+  }),
+  kafka: section('The Kafka cluster and topics.', {
+    brokers: list(
+      ['localhost:9092'],
+      'Bootstrap brokers, `host:port`. A string or a list; in env, comma-separated.',
+      {
+        envAliases: ['KAFKA_BROKERS'],
+      },
+    ),
+    client_id: str('winchester', 'Kafka client id (consumer group ids are derived from it).'),
+    partitions: int(
+      12,
+      'Partition count used when winchester creates its internal topics (the most trigger workers that can share the work).',
+      1,
+      10_000,
+    ),
+    replication_factor: int(
+      1,
+      'Replication factor used when winchester creates its internal topics.',
+      1,
+      100,
+    ),
+    topics: section('Topic names.', {
+      notifications: str('notifications', 'Input: OpenStack notifications (JSON or Avro).'),
+      stream_events: str(
+        'winchester.stream-events',
+        'Internal: events keyed by trigger and distinguishing values, partitioned by that key.',
+      ),
+      batches: str('winchester.batches', 'Internal: fired and expired streams for the pipeline workers.'),
+      dead_letter: str(
+        'winchester.dead-letter',
+        'Malformed notifications and failed batches, with the reason.',
+      ),
+    }),
+    sasl: section('SASL authentication.', {
+      mechanism: oneOf(SASL_MECHANISMS, 'none', 'SASL mechanism; `none` disables SASL.'),
+      username: optStr('SASL user name.'),
+      password: optStr('SASL password.', { secret: true }),
+    }),
+    ssl: section('TLS to the brokers. `ssl: true` is short for `ssl: {enabled: true}`.', {
+      enabled: bool(false, 'Connect with TLS.'),
+      ca_file: optStr('PEM file of the certificate authorities to trust (default: the system ones).'),
+      cert_file: optStr('PEM client certificate, for mutual TLS.'),
+      key_file: optStr('PEM private key of the client certificate.'),
+      reject_unauthorized: bool(true, 'Verify the brokers’ certificates.'),
+    }),
+  }),
+  schema_registry: section('Confluent schema registry; when set, internal topics carry Avro.', {
+    url: optStr('Registry URL, `http://localhost:8081`. Unset: internal topics carry JSON.'),
+    username: optStr('Basic-auth user name.'),
+    password: optStr('Basic-auth password.', { secret: true }),
+  }),
+  metrics: section('Prometheus metrics and health endpoints (`/metrics`, `/healthz`, `/readyz`).', {
+    port: int(9464, 'HTTP port; 0 disables the endpoint.', 0, 65535),
+    host: str('0.0.0.0', 'Address to listen on.'),
+  }),
+  clock: section('What "now" means for fire delays and expirations.', {
+    mode: oneOf(
+      CLOCK_MODES,
+      'wall',
+      '`wall`: the machine clock. `event`: the highest event timestamp seen minus `lateness` (for replaying history).',
+    ),
+    lateness: seconds(
+      0,
+      'With mode `event`: how late, in seconds, an event may arrive and still be counted as on time.',
+    ),
+  }),
+});
+
+/** The validated settings of winchester.yaml, with defaults applied and environment overrides. */
+export type Settings = Infer<typeof winchesterSchema>;
+
+/** `WINCHESTER_` + the dotted path in upper case with `_` between parts: `WINCHESTER_KAFKA_TOPICS_BATCHES`. */
+export function envName(path: readonly string[]): string {
+  return `WINCHESTER_${path.join('_').toUpperCase()}`;
+}
+
+/** Every leaf with its path, depth-first in declaration order. */
+export function leaves(
+  spec: Section<Fields> = winchesterSchema,
+  prefix: readonly string[] = [],
+): [string[], Leaf<unknown>][] {
+  const out: [string[], Leaf<unknown>][] = [];
+  for (const [key, child] of Object.entries(spec.fields)) {
+    const path = [...prefix, key];
+    if (child.kind === 'leaf') out.push([path, child]);
+    else out.push(...leaves(child, path));
+  }
+  return out;
+}

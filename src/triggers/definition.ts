@@ -1,0 +1,444 @@
+/**
+ * Compiles triggers.yaml into frozen {@link TriggerDefinition}s (the contract in types.ts).
+ *
+ * Matching follows the reference: every distinguishing trait named in distinguished_by must be
+ * present, and the first match criterion that matches decides which `map_distinguished_by`
+ * applies. A `{trait: timex}` entry of distinguished_by is evaluated with `$timestamp` = the
+ * (mapped) trait's value, nothing else, giving a range (e.g. `day`) or a single datetime.
+ */
+
+import type { Pos } from '../config/problems.js';
+import { closest } from '../config/settings.js';
+import { describe, type YNode } from '../config/yaml.js';
+import { type Event, fieldOf } from '../model/event.js';
+import type { Instant } from '../timex/instant.js';
+import { US_PER_SECOND } from '../timex/instant.js';
+import type { TimexExpression, TimexValue } from '../timex/types.js';
+import {
+  type CompileContext,
+  type Criterion,
+  checkKeys,
+  compileCriterion,
+  compileTimex,
+} from './criteria.js';
+import { compareCodeUnits, keyOf } from './key.js';
+import type { DistinguishingValue, TriggerDefinition, TriggerMatch } from './types.js';
+
+const TRIGGER_KEYS = [
+  'name',
+  'debug_level',
+  'distinguished_by',
+  'expiration',
+  'fire_pipeline',
+  'expire_pipeline',
+  'match_criteria',
+  'fire_criteria',
+  'load_criteria',
+  'fire_delay',
+];
+
+/** One distinguished_by entry: a trait name, optionally with the timex applied to its value. */
+interface DistinguishedBy {
+  readonly name: string;
+  readonly expr: TimexExpression | undefined;
+}
+
+/** Where a compiled trigger came from, and which pipelines it names (checked against pipelines.yaml). */
+export interface TriggerSource {
+  readonly file: string;
+  readonly pos: Pos;
+  readonly firePipelinePos: Pos | undefined;
+  readonly expirePipelinePos: Pos | undefined;
+}
+
+/** A compiled trigger with the extras the loader and tools use beyond the engine contract. */
+export interface CompiledTrigger extends TriggerDefinition {
+  readonly matchCriteria: readonly Criterion[];
+  readonly loadCriteria: readonly Criterion[];
+  readonly source: TriggerSource;
+}
+
+const MISSING: TriggerMatch = Object.freeze({ matched: false, reason: 'missing_distinguishing_trait' });
+const NO_CRITERION: TriggerMatch = Object.freeze({ matched: false, reason: 'no_criterion_matched' });
+const BAD_VALUE: TriggerMatch = Object.freeze({ matched: false, reason: 'bad_distinguishing_value' });
+
+/**
+ * Compiles the top-level node of triggers.yaml. Problems (all of them) go to `ctx.problems`;
+ * the triggers that compiled cleanly are returned.
+ */
+export function compileTriggers(root: YNode | null, ctx: CompileContext): CompiledTrigger[] {
+  if (root === null || (root.kind === 'scalar' && root.value === null)) {
+    ctx.problems.warn(ctx.file, undefined, 'the file defines no triggers');
+    return [];
+  }
+  if (root.kind !== 'seq') {
+    ctx.problems.error(
+      ctx.file,
+      root.pos,
+      `triggers must be a list of trigger definitions, not ${describe(root)}`,
+    );
+    return [];
+  }
+  const out: CompiledTrigger[] = [];
+  const names = new Map<string, Pos>();
+  for (const item of root.items) {
+    const t = compileTrigger(item, ctx, names);
+    if (t) out.push(t);
+  }
+  return out;
+}
+
+function compileTrigger(
+  node: YNode,
+  ctx: CompileContext,
+  names: Map<string, Pos>,
+): CompiledTrigger | undefined {
+  const { problems, file } = ctx;
+  if (node.kind !== 'map') {
+    problems.error(file, node.pos, `a trigger definition must be a mapping, not ${describe(node)}`);
+    return undefined;
+  }
+  const errorsBefore = problems.errors.length;
+
+  const nameEntry = node.get('name');
+  let name = '';
+  if (nameEntry === undefined) {
+    problems.error(file, node.pos, "trigger definition without 'name'");
+  } else if (
+    nameEntry.value.kind !== 'scalar' ||
+    nameEntry.value.value === null ||
+    typeof nameEntry.value.value === 'boolean' ||
+    String(nameEntry.value.value).trim() === ''
+  ) {
+    problems.error(
+      file,
+      nameEntry.value.pos,
+      `trigger name must be a non-empty string, not ${describe(nameEntry.value)}`,
+    );
+  } else {
+    name = String(nameEntry.value.value);
+    const first = names.get(name);
+    if (first !== undefined) {
+      problems.error(
+        file,
+        nameEntry.value.pos,
+        `duplicate trigger name '${name}' (first defined at line ${first.line})`,
+      );
+    } else {
+      names.set(name, nameEntry.value.pos);
+    }
+  }
+  const where = name === '' ? 'trigger' : `trigger '${name}'`;
+  checkKeys(node, TRIGGER_KEYS, ctx, where);
+
+  // debug_level: 0 (off), 1 (match/mismatch counts), 2 (with reasons). The reference int()s it.
+  let debugLevel: 0 | 1 | 2 = 0;
+  const dl = node.get('debug_level');
+  if (dl !== undefined) {
+    const v = dl.value;
+    const n =
+      v.kind === 'scalar'
+        ? typeof v.value === 'string' && /^\s*\d+\s*$/.test(v.value)
+          ? Number(v.value)
+          : v.value
+        : undefined;
+    if (n === 0 || n === 1 || n === 2) debugLevel = n;
+    else problems.error(file, v.pos, `${where}: debug_level must be 0, 1 or 2, not ${describe(v)}`);
+  }
+
+  // distinguished_by
+  const distinguishedBy: DistinguishedBy[] = [];
+  const db = node.get('distinguished_by');
+  if (db !== undefined && !(db.value.kind === 'scalar' && db.value.value === null)) {
+    if (db.value.kind !== 'seq') {
+      problems.error(
+        file,
+        db.value.pos,
+        `${where}: distinguished_by must be a list of trait names or {trait: timex} mappings, not ${describe(db.value)}`,
+      );
+    } else {
+      const seen = new Map<string, Pos>();
+      for (const item of db.value.items) {
+        const entry = compileDistinguishedBy(item, ctx, where);
+        if (!entry) continue;
+        const prev = seen.get(entry.name);
+        if (prev !== undefined) {
+          problems.error(
+            file,
+            item.pos,
+            `${where}: distinguished_by lists '${entry.name}' twice (also at line ${prev.line})`,
+          );
+          continue;
+        }
+        seen.set(entry.name, item.pos);
+        distinguishedBy.push(entry);
+      }
+    }
+  }
+
+  // expiration: required timex over $first and $last ($timestamp = now).
+  let expiration: TimexExpression | undefined;
+  const exp = node.get('expiration');
+  if (exp === undefined) {
+    problems.error(file, node.pos, `${where}: missing required 'expiration' (e.g. "$last + 1h")`);
+  } else {
+    expiration = compileTimex(exp.value, ctx, `${where}: expiration`);
+    if (expiration) {
+      const extra = [...expiration.variables].filter(
+        (v) => v !== 'first' && v !== 'last' && v !== 'timestamp',
+      );
+      if (extra.length > 0) {
+        problems.error(
+          file,
+          exp.value.pos,
+          `${where}: expiration may only use $first, $last and $timestamp, not ${extra.map((v) => `$${v}`).join(', ')}`,
+        );
+      }
+    }
+  }
+
+  // fire_pipeline / expire_pipeline: at least one.
+  const pipelineName = (key: string): { name: string | null; pos: Pos | undefined } => {
+    const e = node.get(key);
+    if (e === undefined || (e.value.kind === 'scalar' && (e.value.value === null || e.value.value === ''))) {
+      return { name: null, pos: undefined };
+    }
+    if (e.value.kind !== 'scalar' || typeof e.value.value === 'boolean') {
+      problems.error(file, e.value.pos, `${where}: ${key} must be a pipeline name, not ${describe(e.value)}`);
+      return { name: null, pos: e.value.pos };
+    }
+    return { name: String(e.value.value), pos: e.value.pos };
+  };
+  const fire = pipelineName('fire_pipeline');
+  const expire = pipelineName('expire_pipeline');
+  if (fire.name === null && expire.name === null && fire.pos === undefined && expire.pos === undefined) {
+    problems.error(
+      file,
+      node.pos,
+      `${where}: at least one of 'fire_pipeline' or 'expire_pipeline' is required`,
+    );
+  }
+
+  // fire_delay: seconds.
+  let fireDelay = 0;
+  const fd = node.get('fire_delay');
+  if (fd !== undefined) {
+    const v = fd.value;
+    if (v.kind === 'scalar' && typeof v.value === 'number' && Number.isFinite(v.value) && v.value >= 0) {
+      fireDelay = Math.round(v.value * US_PER_SECOND);
+    } else {
+      problems.error(file, v.pos, `${where}: fire_delay must be a number of seconds ≥ 0, not ${describe(v)}`);
+    }
+  }
+
+  const criteriaList = (key: string, required: boolean): Criterion[] => {
+    const e = node.get(key);
+    if (e === undefined) {
+      if (required) problems.error(file, node.pos, `${where}: missing required '${key}'`);
+      return [];
+    }
+    if (e.value.kind === 'scalar' && e.value.value === null) {
+      if (required)
+        problems.error(file, e.value.pos, `${where}: ${key} must be a list of criteria, not empty`);
+      return [];
+    }
+    if (e.value.kind !== 'seq') {
+      problems.error(
+        file,
+        e.value.pos,
+        `${where}: ${key} must be a list of criteria, not ${describe(e.value)}`,
+      );
+      return [];
+    }
+    const out: Criterion[] = [];
+    e.value.items.forEach((item, i) => {
+      const c = compileCriterion(item, ctx, `${where}: ${key}[${i}]`);
+      if (c) out.push(c);
+    });
+    if (e.value.items.length === 0 && key === 'match_criteria') {
+      problems.warn(
+        file,
+        e.value.pos,
+        `${where}: match_criteria is empty, so no event ever joins this trigger`,
+      );
+    }
+    if (e.value.items.length === 0 && key === 'fire_criteria') {
+      problems.warn(
+        file,
+        e.value.pos,
+        `${where}: fire_criteria is empty, so a stream is ready to fire as soon as it opens`,
+      );
+    }
+    return out;
+  };
+  const matchCriteria = criteriaList('match_criteria', true);
+  const fireCriteria = criteriaList('fire_criteria', true);
+  const loadCriteria = criteriaList('load_criteria', false);
+
+  // map_distinguished_by naming a trait that is not distinguishing has no effect: say so.
+  const distinguishedNames = distinguishedBy.map((d) => d.name);
+  const mc = node.get('match_criteria');
+  if (mc?.value.kind === 'seq') {
+    for (const item of mc.value.items) {
+      const mdb = item.kind === 'map' ? item.get('map_distinguished_by') : undefined;
+      if (mdb?.value.kind !== 'map') continue;
+      for (const e of mdb.value.entries) {
+        if (distinguishedNames.includes(e.key)) continue;
+        const near = closest(e.key, distinguishedNames);
+        problems.warn(
+          file,
+          e.keyPos,
+          `${where}: map_distinguished_by.${e.key} has no effect: '${e.key}' is not in distinguished_by${near ? ` (did you mean '${near}'?)` : ''}`,
+        );
+      }
+    }
+  }
+
+  if (problems.errors.length > errorsBefore || expiration === undefined) return undefined;
+  return makeTrigger({
+    name,
+    debugLevel,
+    firePipeline: fire.name,
+    expirePipeline: expire.name,
+    fireDelay,
+    distinguishedBy,
+    matchCriteria,
+    fireCriteria,
+    loadCriteria,
+    expiration,
+    isEvalError: ctx.isEvalError,
+    source: { file, pos: node.pos, firePipelinePos: fire.pos, expirePipelinePos: expire.pos },
+  });
+}
+
+function compileDistinguishedBy(
+  item: YNode,
+  ctx: CompileContext,
+  where: string,
+): DistinguishedBy | undefined {
+  const { problems, file } = ctx;
+  if (item.kind === 'scalar' && typeof item.value === 'string' && item.value !== '') {
+    return { name: item.value, expr: undefined };
+  }
+  if (item.kind === 'map' && item.entries.length === 1) {
+    const e = item.entries[0] as { key: string; value: YNode };
+    if (e.key === '') {
+      problems.error(file, item.pos, `${where}: distinguished_by entry needs a trait name`);
+      return undefined;
+    }
+    const expr = compileTimex(e.value, ctx, `${where}: distinguished_by ${e.key}`);
+    if (!expr) return undefined;
+    const extra = [...expr.variables].filter((v) => v !== 'timestamp');
+    if (extra.length > 0) {
+      problems.error(
+        file,
+        e.value.pos,
+        `${where}: distinguished_by ${e.key} may only use $timestamp (the value of '${e.key}'), not ${extra.map((v) => `$${v}`).join(', ')}`,
+      );
+      return undefined;
+    }
+    return { name: e.key, expr };
+  }
+  if (item.kind === 'map') {
+    problems.error(
+      file,
+      item.pos,
+      `${where}: a distinguished_by mapping has exactly one trait: expression entry, found ${item.entries.length}`,
+    );
+    return undefined;
+  }
+  problems.error(
+    file,
+    item.pos,
+    `${where}: distinguished_by entries are trait names or {trait: timex}, not ${describe(item)}`,
+  );
+  return undefined;
+}
+
+interface TriggerParts {
+  name: string;
+  debugLevel: 0 | 1 | 2;
+  firePipeline: string | null;
+  expirePipeline: string | null;
+  fireDelay: number;
+  distinguishedBy: readonly DistinguishedBy[];
+  matchCriteria: readonly Criterion[];
+  fireCriteria: readonly Criterion[];
+  loadCriteria: readonly Criterion[];
+  expiration: TimexExpression;
+  isEvalError: (err: unknown) => boolean;
+  source: TriggerSource;
+}
+
+/** Builds the frozen trigger object around closures specialised for its shape. */
+function makeTrigger(p: TriggerParts): CompiledTrigger {
+  const dist = p.distinguishedBy;
+  const names = dist.map((d) => d.name);
+  const sortedNames = [...names].sort(compareCodeUnits);
+  const criteria = p.matchCriteria;
+  const nCriteria = criteria.length;
+  const nDist = dist.length;
+  const isEvalError = p.isEvalError;
+  const anyMapping = criteria.some((c) => Object.keys(c.mapDistinguishedBy).length > 0);
+  const expiration = p.expiration;
+
+  const match = (event: Event, now: Instant): TriggerMatch => {
+    // The reference checks the configured names, before any criterion, even when a criterion maps them.
+    for (let i = 0; i < nDist; i++) if (fieldOf(event, names[i] as string) === undefined) return MISSING;
+    let matched: Criterion | undefined;
+    for (let i = 0; i < nCriteria; i++) {
+      const c = criteria[i] as Criterion;
+      if (c.matches(event)) {
+        matched = c;
+        break;
+      }
+    }
+    if (matched === undefined) return NO_CRITERION;
+    const mapping = anyMapping ? matched.mapDistinguishedBy : undefined;
+    const values: Record<string, DistinguishingValue> = {};
+    for (let i = 0; i < nDist; i++) {
+      const d = dist[i] as DistinguishedBy;
+      const from = mapping?.[d.name] ?? d.name;
+      const v = fieldOf(event, from);
+      if (v === undefined) return MISSING;
+      if (d.expr === undefined) {
+        values[d.name] = v;
+        continue;
+      }
+      if (v.type !== 'datetime') return BAD_VALUE;
+      let t: TimexValue;
+      try {
+        t = d.expr.evaluate({ timestamp: v.value }, now);
+      } catch (err) {
+        if (isEvalError(err)) return BAD_VALUE;
+        throw err;
+      }
+      values[d.name] =
+        t.kind === 'range'
+          ? { type: 'range', begin: t.begin, end: t.end }
+          : { type: 'datetime', value: t.at };
+    }
+    return { matched: true, distinguishing: values, key: keyOf(sortedNames, values) };
+  };
+
+  const expirationOf = (first: Instant, last: Instant, now: Instant): Instant => {
+    // A range means its beginning, as the reference's `.timestamp` of a TimeRange.
+    const v = expiration.evaluate({ first, last }, now);
+    return v.kind === 'range' ? v.begin : v.at;
+  };
+
+  return Object.freeze({
+    name: p.name,
+    debugLevel: p.debugLevel,
+    firePipeline: p.firePipeline,
+    expirePipeline: p.expirePipeline,
+    fireDelay: p.fireDelay,
+    distinguishedBy: Object.freeze(names),
+    fireCriteria: Object.freeze([...p.fireCriteria]),
+    matchCriteria: Object.freeze([...p.matchCriteria]),
+    loadCriteria: Object.freeze([...p.loadCriteria]),
+    source: Object.freeze(p.source),
+    match,
+    expiration: expirationOf,
+  });
+}
