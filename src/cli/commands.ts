@@ -1,7 +1,8 @@
+import { checkCommand } from './check.js';
 import type { Command } from './io.js';
 
 /**
  * Every subcommand, in the order `winchester --help` lists them.
  * Commands register here; main.ts only dispatches.
  */
-export const commands: readonly Command[] = [];
+export const commands: readonly Command[] = [checkCommand];

@@ -1,0 +1,74 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.js';
+import { ConfigError, formatProblem, UsageError } from '../errors.js';
+import { type CliIo, type Command, write } from './io.js';
+
+const usage = `Usage: winchester check [-c FILE] [--strict] [--quiet]
+
+Validates winchester.yaml and every file it references (triggers.yaml, pipelines.yaml,
+event_definitions.yaml, handler and plugin modules), with the environment overrides applied.
+
+Prints "ok: N triggers, N pipelines, N event definitions" and exits 0, or lists every problem
+as "file:line:column: message" on stderr and exits 2. Warnings (unknown keys, settings that
+have no effect) go to stderr as "file:line:column: warning: message" and do not fail the check.
+
+Options:
+  -c, --config FILE  the configuration file (default: $WINCHESTER_CONFIG, else ./winchester.yaml)
+      --strict       treat warnings as problems (exit 2 when there are any)
+  -q, --quiet        do not print warnings
+  -h, --help         show this help
+`;
+
+function parse(args: string[]): { config: string | undefined; strict: boolean; quiet: boolean } {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: {
+        config: { type: 'string', short: 'c' },
+        strict: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+    if (positionals.length > 0) throw new UsageError(`check: unexpected argument '${positionals[0]}' (use -c FILE)`);
+    return { config: values.config, strict: values.strict ?? false, quiet: values.quiet ?? false };
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`check: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+// Always the plural form: the summary line is a fixed, machine-readable contract (SPEC §7).
+const plural = (n: number, word: string) => `${n} ${word}s`;
+
+export const checkCommand: Command = {
+  name: 'check',
+  summary: 'validate winchester.yaml and every configuration file it references',
+  usage,
+  async run(args: string[], io: CliIo): Promise<number> {
+    const opts = parse(args);
+    const path = opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml';
+    let config: Awaited<ReturnType<typeof loadConfig>>;
+    try {
+      config = await loadConfig(path, { env: io.env, cwd: io.cwd });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      const lines = err.problems.map(formatProblem);
+      await write(io.stderr, `${lines.join('\n')}\nwinchester: invalid configuration: ${plural(lines.length, 'problem')}\n`);
+      return 2;
+    }
+    const warnings = config.warnings.map((w) => formatProblem({ ...w, message: `warning: ${w.message}` }));
+    if (warnings.length > 0 && !opts.quiet) await write(io.stderr, `${warnings.join('\n')}\n`);
+    if (opts.strict && warnings.length > 0) {
+      await write(io.stderr, `winchester: ${plural(warnings.length, 'warning')} (--strict)\n`);
+      return 2;
+    }
+    const events = config.eventDefinitionCount ?? 0;
+    await write(
+      io.stdout,
+      `ok: ${plural(config.triggers.length, 'trigger')}, ${plural(config.pipelines.size, 'pipeline')}, ${plural(events, 'event definition')}\n`,
+    );
+    return 0;
+  },
+};
