@@ -64,7 +64,7 @@ export const checkCommand: Command = {
       await write(io.stderr, `winchester: ${plural(warnings.length, 'warning')} (--strict)\n`);
       return 2;
     }
-    const events = config.eventDefinitionCount ?? 0;
+    const events = config.eventDefinitionCount;
     await write(
       io.stdout,
       `ok: ${plural(config.triggers.length, 'trigger')}, ${plural(config.pipelines.size, 'pipeline')}, ${plural(events, 'event definition')}\n`,

@@ -7,6 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { type Distiller, loadDistiller } from '../distill/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import {
   buildHandlerRegistry,
@@ -25,15 +26,6 @@ import type { Settings } from './schema.js';
 import { closest, ENV_SOURCE, readSettings } from './settings.js';
 import { parseYaml, type YNode } from './yaml.js';
 
-/** A distiller as the loader sees it: built by the `loadDistiller` option from event_definitions.yaml. */
-export interface DistillerLoadOptions {
-  /** The file as shown in problems. */
-  readonly displayName: string;
-  readonly catchAll: boolean;
-  /** Trait plugin name → resolved module (from distiller_trait_plugins). */
-  readonly plugins: ReadonlyMap<string, ModuleRef>;
-}
-
 /** A JS module export named in configuration, resolved to an existing file (imported later). */
 export interface ModuleRef {
   readonly spec: string;
@@ -41,20 +33,11 @@ export interface ModuleRef {
   readonly exportName: string;
 }
 
-/**
- * Builds the distiller from event_definitions.yaml. It throws a {@link ConfigError} listing its
- * problems (they are merged into the loader's), and returns an object with a `definitionCount`
- * when it can say how many definitions it holds.
- */
-export type DistillerLoader = (path: string, options: DistillerLoadOptions) => Promise<unknown>;
-
 export interface LoadConfigOptions {
   /** Environment variables for overrides (default: none; the CLI passes process.env). */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Directory file names in problems are shown relative to (default: process.cwd()). */
   readonly cwd?: string;
-  /** Builds the distiller; without it event_definitions.yaml is only checked to parse. */
-  readonly loadDistiller?: DistillerLoader;
 }
 
 /** The absolute paths of the files winchester.yaml referenced (null when not configured). */
@@ -77,10 +60,10 @@ export interface WinchesterConfig {
   readonly handlers: ReadonlyMap<string, HandlerRef>;
   /** distiller_trait_plugins, resolved. */
   readonly traitPlugins: ReadonlyMap<string, ModuleRef>;
-  /** What `loadDistiller` built from distiller_config; null without one of them. */
-  readonly distiller: unknown;
-  /** Number of event definitions, when the distiller reports it (see DistillerLoader); else null. */
-  readonly eventDefinitionCount: number | null;
+  /** The distiller built from distiller_config; null when there is none. */
+  readonly distiller: Distiller | null;
+  /** Number of event definitions the distiller searches (with the catch-all, if added); 0 without one. */
+  readonly eventDefinitionCount: number;
   /** Non-fatal findings: unknown keys, settings of the reference that have no effect here, … */
   readonly warnings: readonly ConfigProblem[];
 }
@@ -228,28 +211,28 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
     }
   }
 
-  // Event definitions (the distiller).
+  // Event definitions (the distiller). Its problems name the absolute path it was given: show
+  // them like ours.
   const distillerFile = locate('distiller_config');
-  let distiller: unknown = null;
-  let eventDefinitionCount: number | null = null;
-  if (distillerFile !== null) {
+  let distiller: Distiller | null = null;
+  if (distillerFile !== null && problems.ok) {
     const shown = show(distillerFile);
-    if (options.loadDistiller) {
-      try {
-        distiller = await options.loadDistiller(distillerFile, {
-          displayName: shown,
-          catchAll: settings.catch_all_notifications,
-          plugins: traitPlugins,
-        });
-        const count = (distiller as { definitionCount?: unknown } | null)?.definitionCount;
-        if (typeof count === 'number') eventDefinitionCount = count;
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        problems.errors.push(...err.problems);
-      }
-    } else {
-      await readYamlFile(distillerFile, shown, problems);
+    const rename = (p: ConfigProblem): ConfigProblem => (p.file === distillerFile ? { ...p, file: shown } : p);
+    const pluginModules: Record<string, string> = {};
+    for (const [name, ref] of traitPlugins) pluginModules[name] = `${ref.path}#${ref.exportName}`;
+    try {
+      distiller = await loadDistiller(distillerFile, {
+        catchAll: settings.catch_all_notifications,
+        pluginModules,
+      });
+      problems.warnings.push(...distiller.warnings.map(rename));
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.errors.push(...err.problems.map(rename));
     }
+  } else if (distillerFile !== null) {
+    // Other files already have errors: still report syntax errors here, without importing plugins.
+    await readYamlFile(distillerFile, show(distillerFile), problems);
   }
 
   problems.throwIfAny();
@@ -268,7 +251,7 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
     handlers: handlerMap,
     traitPlugins: frozenMap(traitPlugins),
     distiller,
-    eventDefinitionCount,
+    eventDefinitionCount: distiller?.definitions.length ?? 0,
     warnings: sortProblems(problems.warnings),
   });
 }
@@ -287,7 +270,9 @@ function deepFreezeConfig(c: WinchesterConfig): WinchesterConfig {
 class FrozenMap<K, V> extends Map<K, V> {
   #sealed = false;
   constructor(entries: Iterable<readonly [K, V]>) {
-    super(entries);
+    // Map's constructor would call the overridden set() before #sealed exists: fill afterwards.
+    super();
+    for (const [k, v] of entries) super.set(k, v);
     this.#sealed = true;
     Object.freeze(this);
   }
