@@ -1,8 +1,10 @@
 import { checkCommand } from './check.js';
+import { generateCommand } from './generate.js';
 import type { Command } from './io.js';
+import { timexCommand } from './timex.js';
 
 /**
  * Every subcommand, in the order `winchester --help` lists them.
  * Commands register here; main.ts only dispatches.
  */
-export const commands: readonly Command[] = [checkCommand];
+export const commands: readonly Command[] = [checkCommand, generateCommand, timexCommand];

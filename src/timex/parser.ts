@@ -182,6 +182,10 @@ class Parser {
       const name = this.next();
       if (name.kind !== 'name')
         throw this.error(`expected a variable name after '$', found ${describe(name)}`, name);
+      // The reference's lexer makes unit words and `to` keywords everywhere; `$h` is not a variable.
+      if (name.text === 'to' || UNIT_WORDS[name.text] !== undefined) {
+        throw this.error(`'${name.text}' is a reserved word and cannot name a variable`, name);
+      }
       return { k: 'var', name: name.text, pos: t.pos };
     }
     if (t.kind === '(') {
