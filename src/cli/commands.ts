@@ -1,4 +1,5 @@
 import { checkCommand } from './check.js';
+import { distillCommand } from './distill.js';
 import { generateCommand } from './generate.js';
 import type { Command } from './io.js';
 import { timexCommand } from './timex.js';
@@ -7,4 +8,4 @@ import { timexCommand } from './timex.js';
  * Every subcommand, in the order `winchester --help` lists them.
  * Commands register here; main.ts only dispatches.
  */
-export const commands: readonly Command[] = [checkCommand, generateCommand, timexCommand];
+export const commands: readonly Command[] = [checkCommand, distillCommand, generateCommand, timexCommand];

@@ -35,6 +35,8 @@ export interface CompiledDefinition {
   readonly matcher: EventTypeMatcher;
   /** Default traits first, then the definition's own (an own trait replaces a default in place). */
   readonly traits: readonly CompiledTrait[];
+  /** True for the catch-all added by `catch_all_notifications` (not in the file). */
+  readonly synthetic?: boolean;
 }
 
 const TRAIT_TYPES: readonly TraitType[] = ['text', 'int', 'float', 'datetime'];

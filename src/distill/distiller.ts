@@ -15,7 +15,12 @@ import {
   compileDefinitions,
   type ProblemSink,
 } from './definitions.js';
-import { loadTraitPlugins, PluginLoadError, type TraitPluginFactory } from './plugins.js';
+import {
+  loadTraitPlugins,
+  PluginLoadError,
+  type ResolvedPluginRef,
+  type TraitPluginFactory,
+} from './plugins.js';
 import { ConversionError, pyFloat, pyInt, pyStr } from './python.js';
 import { parseYamlLocated } from './yaml-located.js';
 
@@ -120,6 +125,8 @@ const TYPE_CACHE_LIMIT = 4096;
 export class Distiller {
   /** Definitions in search order: the last entry of the file first (catch-all, if added, last). */
   readonly definitions: readonly CompiledDefinition[];
+  /** How many entries the definitions file has (not counting a catch-all added by `catchAll`). */
+  readonly definitionCount: number;
   /** Harmless oddities found while loading (unknown keys, ignored traits), with their lines. */
   readonly warnings: readonly ConfigProblem[];
   private readonly now: () => Instant;
@@ -131,6 +138,7 @@ export class Distiller {
     now?: () => Instant,
   ) {
     this.definitions = definitions;
+    this.definitionCount = definitions.filter((d) => !d.synthetic).length;
     this.warnings = warnings;
     this.now = now ?? nowInstant;
   }
@@ -321,7 +329,9 @@ export interface LoadDistillerOptions extends DistillerOptions {
    * User plugins to import, name → `MODULE[#EXPORT]` (winchester.yaml `distiller_trait_plugins`).
    * They join (and may replace) the built-ins and any factories given in `plugins`.
    */
-  pluginModules?: Readonly<Record<string, string>>;
+  pluginModules?: Readonly<Record<string, string | ResolvedPluginRef>>;
+  /** The file name shown in problems (default: `file` as given). */
+  displayName?: string;
   /** Directory relative plugin module paths are resolved against; default: the definitions file's. */
   baseDir?: string;
 }
@@ -332,13 +342,16 @@ export interface LoadDistillerOptions extends DistillerOptions {
  * including an unreadable file or a plugin module that cannot be loaded.
  */
 export async function loadDistiller(file: string, options: LoadDistillerOptions = {}): Promise<Distiller> {
+  const shown = options.displayName ?? file;
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'file not found' : (err as Error).message;
-    throw new ConfigError([{ file, message: `cannot read event definitions: ${why}` }], { cause: err });
+    throw new ConfigError([{ file: shown, message: `cannot read event definitions: ${why}` }], {
+      cause: err,
+    });
   }
   let plugins: Record<string, TraitPluginFactory> = { ...(options.plugins ?? {}) };
   if (options.pluginModules && Object.keys(options.pluginModules).length > 0) {
@@ -351,5 +364,24 @@ export async function loadDistiller(file: string, options: LoadDistillerOptions 
       throw err;
     }
   }
-  return distillerFromYaml(text, file, { ...options, plugins });
+  return distillerFromYaml(text, shown, { ...options, plugins });
+}
+
+/**
+ * The distiller builder `loadConfig` expects (its `loadDistiller` option): event_definitions.yaml
+ * with winchester.yaml's `catch_all_notifications` and resolved `distiller_trait_plugins`.
+ */
+export function configDistillerLoader(
+  path: string,
+  options: {
+    readonly displayName: string;
+    readonly catchAll: boolean;
+    readonly plugins: ReadonlyMap<string, ResolvedPluginRef>;
+  },
+): Promise<Distiller> {
+  return loadDistiller(path, {
+    displayName: options.displayName,
+    catchAll: options.catchAll,
+    pluginModules: Object.fromEntries(options.plugins),
+  });
 }

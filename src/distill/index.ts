@@ -11,6 +11,7 @@ export {
   RESERVED_TRAIT_NAMES,
 } from './definitions.js';
 export {
+  configDistillerLoader,
   createDistiller,
   Distiller,
   type DistillerOptions,
@@ -30,6 +31,7 @@ export {
   PluginLoadError,
   PluginParameterError,
   parsePluginRef,
+  type ResolvedPluginRef,
   splitPlugin,
   type TraitPlugin,
   type TraitPluginFactory,

@@ -205,11 +205,16 @@ export function parsePluginRef(ref: string): { module: string; exportName: strin
  * {@link TraitPluginFactory}). Rejects with {@link PluginLoadError} naming the plugin.
  */
 export async function loadTraitPlugins(
-  refs: Readonly<Record<string, string>>,
+  refs: Readonly<Record<string, string | ResolvedPluginRef>>,
   baseDir: string,
 ): Promise<Record<string, TraitPluginFactory>> {
   const out: Record<string, TraitPluginFactory> = {};
-  for (const [name, ref] of Object.entries(refs)) {
+  for (const [name, given] of Object.entries(refs)) {
+    if (typeof given === 'object' && given !== null) {
+      out[name] = await importFactory(name, pathToFileURL(given.path).href, given.path, given.exportName);
+      continue;
+    }
+    const ref = given;
     if (typeof ref !== 'string' || ref === '') {
       throw new PluginLoadError(`plugin '${name}': expected MODULE[#EXPORT], got ${JSON.stringify(ref)}`);
     }
@@ -221,6 +226,26 @@ export async function loadTraitPlugins(
     }
     const isPath = module.startsWith('.') || isAbsolute(module);
     const specifier = isPath ? pathToFileURL(resolve(baseDir, module)).href : module;
+    out[name] = await importFactory(name, specifier, module, exportName);
+  }
+  return out;
+}
+
+/** A plugin module already resolved to a file (as winchester.yaml's loader does). */
+export interface ResolvedPluginRef {
+  /** Absolute path of the module file. */
+  readonly path: string;
+  /** The export to use (`default` for the default export). */
+  readonly exportName: string;
+}
+
+async function importFactory(
+  name: string,
+  specifier: string,
+  module: string,
+  exportName: string,
+): Promise<TraitPluginFactory> {
+  {
     let mod: Record<string, unknown>;
     try {
       mod = (await import(specifier)) as Record<string, unknown>;
@@ -231,14 +256,11 @@ export async function loadTraitPlugins(
     const exp = mod[exportName];
     if (isClass(exp)) {
       const Cls = exp;
-      out[name] = (p) => new Cls(p);
-    } else if (typeof exp === 'function') {
-      out[name] = exp as TraitPluginFactory;
-    } else {
-      throw new PluginLoadError(
-        `plugin '${name}': module '${module}' has no function or class export '${exportName}'`,
-      );
+      return (p) => new Cls(p);
     }
+    if (typeof exp === 'function') return exp as TraitPluginFactory;
+    throw new PluginLoadError(
+      `plugin '${name}': module '${module}' has no function or class export '${exportName}'`,
+    );
   }
-  return out;
 }

@@ -1,0 +1,311 @@
+/**
+ * The flat JSON form of an event (SPEC §7), shared by `winchester distill`, `winchester replay`
+ * and anything else that writes events as JSON:
+ *
+ * ```json
+ * {"message_id":"…","event_type":"compute.instance.exists","timestamp":"2015-01-22T02:50:22.702356Z",
+ *  "memory_mb":15360,"ratio":1.0,"launched_at":"2015-01-20T10:00:00.000000Z","host":"host-1"}
+ * ```
+ *
+ * Types survive the round trip {@link eventToJson} → {@link eventFromJson}:
+ * - `datetime` is written as ISO-8601 UTC with exactly six fractional digits and `Z`;
+ *   a string in exactly that form is read back as a datetime;
+ * - `int` is written as an integer literal; an integer literal is read back as an int;
+ * - `float` is always written with a `.` or an exponent (`1.0`, not `1`); a number literal with
+ *   `.` or an exponent is read back as a float — which is why reading needs the literal's text,
+ *   not the value `JSON.parse` gives (see {@link parseJsonLossless});
+ * - `text` is any other string. (A text trait that happens to look exactly like one of our
+ *   datetimes comes back as a datetime: the flat format has no room for a type tag.)
+ *
+ * Trait names equal to `message_id`, `event_type` or `timestamp` cannot be represented and are not
+ * written (the distiller never produces them).
+ */
+import { InputError } from '../errors.js';
+import { formatInstant, type Instant, parseDatetime } from '../timex/instant.js';
+import type { Event, TraitValue } from './event.js';
+
+const ENVELOPE = new Set(['message_id', 'event_type', 'timestamp']);
+
+/** Our datetime output format, and only it (so free text is not mistaken for a datetime). */
+const OUR_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+/** A float literal that keeps its type in JSON: always has a '.' or an exponent. */
+export function formatFloat(value: number): string {
+  if (!Number.isFinite(value)) throw new RangeError(`a float trait must be finite, got ${value}`);
+  const s = String(value);
+  return /^-?\d+$/.test(s) ? `${s}.0` : s;
+}
+
+/** The JSON text of one trait value. */
+export function traitValueToJson(t: TraitValue): string {
+  switch (t.type) {
+    case 'text':
+      return JSON.stringify(t.value);
+    case 'int':
+      if (!Number.isSafeInteger(t.value))
+        throw new RangeError(`an int trait must be a safe integer, got ${t.value}`);
+      return String(t.value === 0 ? 0 : t.value);
+    case 'float':
+      return formatFloat(t.value);
+    case 'datetime':
+      return `"${formatInstant(t.value)}"`;
+  }
+}
+
+/**
+ * The event as one line of flat JSON (no trailing newline): `message_id`, `event_type`,
+ * `timestamp`, then every trait in the event's order. To embed events in a larger JSON document
+ * (e.g. replay's `"events": [...]`), splice these strings in rather than re-serializing parsed
+ * objects, or floats like `1.0` lose their type.
+ */
+export function eventToJson(event: Event): string {
+  let out = `{"message_id":${JSON.stringify(event.message_id)},"event_type":${JSON.stringify(event.event_type)},"timestamp":"${formatInstant(event.timestamp)}"`;
+  for (const name in event.traits) {
+    if (ENVELOPE.has(name)) continue;
+    const t = event.traits[name]!;
+    out += `,${JSON.stringify(name)}:${traitValueToJson(t)}`;
+  }
+  return `${out}}`;
+}
+
+/** A JSON number as written, for readers that must tell `1` from `1.0`. */
+export class JsonNumber {
+  constructor(readonly text: string) {}
+  get value(): number {
+    return Number(this.text);
+  }
+  /** True for a literal with a fraction or an exponent. */
+  get isFloat(): boolean {
+    return /[.eE]/.test(this.text);
+  }
+}
+
+/** A JSON value where numbers are kept as {@link JsonNumber} literals. */
+export type LosslessJson =
+  | null
+  | boolean
+  | string
+  | JsonNumber
+  | LosslessJson[]
+  | { [key: string]: LosslessJson };
+
+/** A syntax error in {@link parseJsonLossless}; `offset` is 0-based in the text. */
+export class JsonSyntaxError extends Error {
+  override name = 'JsonSyntaxError';
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
+    super(`${message} at position ${offset}`);
+  }
+}
+
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const WS = /[ \t\n\r]*/y;
+
+/**
+ * Parses JSON (RFC 8259) keeping every number's literal text, so `1.0` and `1` stay different.
+ * Strings are decoded by `JSON.parse` itself (exact escapes); nesting is limited to 1000 levels.
+ */
+export function parseJsonLossless(text: string): LosslessJson {
+  let i = 0;
+  const ws = () => {
+    WS.lastIndex = i;
+    WS.exec(text);
+    i = WS.lastIndex;
+  };
+  const fail = (what: string): never => {
+    throw new JsonSyntaxError(i >= text.length ? 'unexpected end of JSON' : `${what} '${text[i]}'`, i);
+  };
+  const str = (): string => {
+    const start = i;
+    i++; // opening quote
+    for (;;) {
+      const c = text.charCodeAt(i);
+      if (Number.isNaN(c)) fail('unterminated string');
+      if (c === 0x22) break;
+      if (c === 0x5c) i += 2;
+      else if (c < 0x20) fail('control character in string');
+      else i++;
+    }
+    i++;
+    try {
+      return JSON.parse(text.slice(start, i)) as string;
+    } catch {
+      throw new JsonSyntaxError('invalid string escape', start);
+    }
+  };
+  const value = (depth: number): LosslessJson => {
+    if (depth > 1000) throw new JsonSyntaxError('nesting too deep', i);
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      const obj: { [key: string]: LosslessJson } = {};
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return obj;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail('expected a string key, got');
+        const key = str();
+        ws();
+        if (text[i] !== ':') fail("expected ':', got");
+        i++;
+        Object.defineProperty(obj, key, {
+          value: value(depth + 1),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === '}') {
+          i++;
+          return obj;
+        }
+        fail("expected ',' or '}', got");
+      }
+    }
+    if (c === '[') {
+      i++;
+      const arr: LosslessJson[] = [];
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return arr;
+      }
+      for (;;) {
+        arr.push(value(depth + 1));
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === ']') {
+          i++;
+          return arr;
+        }
+        fail("expected ',' or ']', got");
+      }
+    }
+    if (c === '"') return str();
+    if (text.startsWith('true', i)) {
+      i += 4;
+      return true;
+    }
+    if (text.startsWith('false', i)) {
+      i += 5;
+      return false;
+    }
+    if (text.startsWith('null', i)) {
+      i += 4;
+      return null;
+    }
+    NUMBER.lastIndex = i;
+    const m = NUMBER.exec(text);
+    if (m) {
+      i = NUMBER.lastIndex;
+      return new JsonNumber(m[0]);
+    }
+    return fail('unexpected character');
+  };
+  const v = value(0);
+  ws();
+  if (i < text.length) fail('unexpected character after the JSON value');
+  return v;
+}
+
+function traitFromLossless(name: string, v: LosslessJson): TraitValue | undefined {
+  if (v === null) return undefined; // a null trait is an absent trait
+  if (typeof v === 'string') {
+    if (OUR_DATETIME.test(v)) {
+      try {
+        return { type: 'datetime', value: parseDatetime(v) };
+      } catch {
+        return { type: 'text', value: v };
+      }
+    }
+    return { type: 'text', value: v };
+  }
+  if (v instanceof JsonNumber) {
+    const n = v.value;
+    if (v.isFloat) {
+      if (!Number.isFinite(n)) throw new InputError(`trait '${name}': float out of range: ${v.text}`);
+      return { type: 'float', value: n };
+    }
+    if (!Number.isSafeInteger(n)) throw new InputError(`trait '${name}': integer out of range: ${v.text}`);
+    return { type: 'int', value: n === 0 ? 0 : n };
+  }
+  throw new InputError(
+    `trait '${name}': unsupported value (${typeof v === 'boolean' ? v : Array.isArray(v) ? 'a list' : 'an object'}); traits are strings, numbers or datetimes`,
+  );
+}
+
+function envelopeString(obj: { [key: string]: LosslessJson }, key: string): string {
+  const v = obj[key];
+  if (typeof v !== 'string' || v === '') throw new InputError(`event ${key} must be a non-empty string`);
+  return v;
+}
+
+/** Builds an event from a lossless-parsed flat object; throws {@link InputError} saying what is wrong. */
+export function eventFromLossless(value: LosslessJson): Event {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof JsonNumber) {
+    throw new InputError('an event must be a JSON object');
+  }
+  const message_id = envelopeString(value, 'message_id');
+  const event_type = envelopeString(value, 'event_type');
+  const ts = envelopeString(value, 'timestamp');
+  let timestamp: Instant;
+  try {
+    timestamp = parseDatetime(ts);
+  } catch (err) {
+    throw new InputError(`event timestamp: ${(err as Error).message}`);
+  }
+  const traits: Record<string, TraitValue> = Object.create(null);
+  for (const name of Object.keys(value)) {
+    if (ENVELOPE.has(name)) continue;
+    const t = traitFromLossless(name, value[name]!);
+    if (t !== undefined) traits[name] = t;
+  }
+  return { message_id, event_type, timestamp, traits };
+}
+
+/**
+ * Reads one event from its flat JSON text (the inverse of {@link eventToJson}; rules in this
+ * module's header). The envelope `timestamp` may be any datetime `parseDatetime` reads.
+ * Throws {@link InputError} for bad JSON or a value that is not an event.
+ */
+export function eventFromJson(text: string): Event {
+  let v: LosslessJson;
+  try {
+    v = parseJsonLossless(text);
+  } catch (err) {
+    if (err instanceof JsonSyntaxError) throw new InputError(`invalid JSON: ${err.message}`);
+    throw err;
+  }
+  return eventFromLossless(v);
+}
+
+/**
+ * Reads an event from an already-parsed object. Without the literal text, a number is an int
+ * when integral and a float otherwise (so `1.0` becomes an int): prefer {@link eventFromJson}.
+ */
+export function eventFromJsonObject(obj: unknown): Event {
+  const toLossless = (v: unknown): LosslessJson => {
+    if (typeof v === 'number') return new JsonNumber(Number.isInteger(v) ? String(v) : formatFloat(v));
+    if (Array.isArray(v)) return v.map(toLossless);
+    if (typeof v === 'object' && v !== null) {
+      const o: { [key: string]: LosslessJson } = {};
+      for (const [k, x] of Object.entries(v)) o[k] = toLossless(x);
+      return o;
+    }
+    return v as LosslessJson;
+  };
+  return eventFromLossless(toLossless(obj));
+}
