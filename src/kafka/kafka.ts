@@ -1,0 +1,145 @@
+/**
+ * The one place that constructs kafkajs clients. Everything else in the project imports Kafka types and
+ * factories from `src/kafka/`, never from `kafkajs`, so the client library could be replaced (kafkajs has
+ * been looking for maintainers since 2023).
+ */
+import {
+  Kafka,
+  type KafkaConfig,
+  logLevel as KafkajsLogLevel,
+  type LogEntry,
+  Partitioners,
+  type Producer,
+  type ProducerConfig,
+  type RetryOptions,
+} from 'kafkajs';
+import { ConfigError } from '../errors.js';
+
+/** Log levels the adapter accepts, quietest first. */
+export type KafkaLogLevel = 'nothing' | 'error' | 'warn' | 'info' | 'debug';
+
+/** One kafkajs log line, reshaped into a flat structured record. */
+export interface KafkaLogRecord {
+  /** ISO-8601 time kafkajs stamped on the entry. */
+  time: string;
+  level: Exclude<KafkaLogLevel, 'nothing'>;
+  /** kafkajs subsystem, e.g. `Consumer`, `Connection`, `BrokerPool`. */
+  namespace: string;
+  message: string;
+  /** Whatever structured fields kafkajs attached (broker, groupId, error, stack, …). */
+  fields: Record<string, unknown>;
+}
+
+/** Where log records go; defaults to one JSON line per record on stderr. */
+export type KafkaLogSink = (record: KafkaLogRecord) => void;
+
+/** Options for {@link createKafka}. */
+export interface KafkaClientOptions {
+  /** Bootstrap brokers, as `host:port` strings or one comma-separated string (the KAFKA_BROKERS format). */
+  brokers: readonly string[] | string;
+  /** Client id sent to the broker; shows up in broker logs and quotas. */
+  clientId: string;
+  /**
+   * Minimum level that reaches the sink. Default `'nothing'`: kafkajs is chatty (every reconnect attempt is
+   * logged at ERROR) and every failure that matters also surfaces as a rejected promise or a consumer
+   * CRASH event, so long-running workers opt in to `'warn'` or `'info'` explicitly.
+   */
+  logLevel?: KafkaLogLevel;
+  /** Receives the records that pass `logLevel`. Default: JSON lines on stderr. */
+  logSink?: KafkaLogSink;
+  /** TCP connect timeout in milliseconds. Default 3000. */
+  connectionTimeoutMs?: number;
+  /** Per-request timeout in milliseconds. Default 30000 (kafkajs' own default). */
+  requestTimeoutMs?: number;
+  /**
+   * kafkajs retry policy for each request (exponential backoff with jitter). Default: kafkajs' own
+   * (5 retries starting at 300 ms). Tests pass small values so an absent broker fails in seconds.
+   */
+  retry?: RetryOptions;
+}
+
+const LEVEL_TO_KAFKAJS: Record<KafkaLogLevel, KafkajsLogLevel> = {
+  nothing: KafkajsLogLevel.NOTHING,
+  error: KafkajsLogLevel.ERROR,
+  warn: KafkajsLogLevel.WARN,
+  info: KafkajsLogLevel.INFO,
+  debug: KafkajsLogLevel.DEBUG,
+};
+
+const KAFKAJS_TO_LEVEL = new Map<KafkajsLogLevel, Exclude<KafkaLogLevel, 'nothing'>>([
+  [KafkajsLogLevel.ERROR, 'error'],
+  [KafkajsLogLevel.WARN, 'warn'],
+  [KafkajsLogLevel.INFO, 'info'],
+  [KafkajsLogLevel.DEBUG, 'debug'],
+]);
+
+/** Writes each record as one JSON line on stderr, the format the rest of the project logs in. */
+export const stderrJsonSink: KafkaLogSink = (record) => {
+  process.stderr.write(
+    `${JSON.stringify({ time: record.time, level: record.level, component: `kafka.${record.namespace}`, msg: record.message, ...record.fields })}\n`,
+  );
+};
+
+/**
+ * Parses a broker list such as `127.0.0.1:19092,10.0.0.2:9092` into `host:port` strings.
+ * @throws ConfigError when the list is empty or an entry lacks a valid port.
+ */
+export function parseBrokers(brokers: readonly string[] | string, source = 'KAFKA_BROKERS'): string[] {
+  const parts = (typeof brokers === 'string' ? brokers.split(',') : [...brokers])
+    .map((b) => b.trim())
+    .filter((b) => b.length > 0);
+  if (parts.length === 0) {
+    throw new ConfigError([
+      { file: source, message: 'no Kafka broker given (expected host:port[,host:port…])' },
+    ]);
+  }
+  const problems = parts
+    .filter((b) => {
+      const m = /^(.+):(\d{1,5})$/.exec(b);
+      return m === null || Number(m[2]) < 1 || Number(m[2]) > 65535;
+    })
+    .map((b) => ({ file: source, message: `broker '${b}' is not host:port` }));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return parts;
+}
+
+/** Builds the kafkajs logCreator that filters by `level` and reshapes entries for `sink`. */
+export function createLogCreator(level: KafkaLogLevel, sink: KafkaLogSink): KafkaConfig['logCreator'] {
+  const threshold = LEVEL_TO_KAFKAJS[level];
+  return () =>
+    ({ namespace, level: entryLevel, log }: LogEntry) => {
+      if (entryLevel > threshold) return;
+      const name = KAFKAJS_TO_LEVEL.get(entryLevel);
+      if (name === undefined) return;
+      const { timestamp, message, ...fields } = log;
+      sink({ time: timestamp, level: name, namespace, message, fields });
+    };
+}
+
+/**
+ * Creates a kafkajs client with the project's defaults: quiet logging through a structured sink, a short
+ * connect timeout, and validated broker addresses.
+ * @throws ConfigError when `brokers` is malformed.
+ */
+export function createKafka(options: KafkaClientOptions): Kafka {
+  const level = options.logLevel ?? 'nothing';
+  const config: KafkaConfig = {
+    clientId: options.clientId,
+    brokers: parseBrokers(options.brokers),
+    connectionTimeout: options.connectionTimeoutMs ?? 3000,
+    requestTimeout: options.requestTimeoutMs ?? 30000,
+    logLevel: LEVEL_TO_KAFKAJS[level],
+    logCreator: createLogCreator(level, options.logSink ?? stderrJsonSink),
+  };
+  if (options.retry !== undefined) config.retry = options.retry;
+  return new Kafka(config);
+}
+
+/**
+ * Creates a producer that partitions keyed messages exactly like the Java client (murmur2), so a stream's
+ * events land on the same partition whichever client wrote them. kafkajs 2 would otherwise warn on every
+ * producer about its changed default. Any `config` field overrides these defaults.
+ */
+export function createProducer(kafka: Kafka, config: ProducerConfig = {}): Producer {
+  return kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config });
+}
