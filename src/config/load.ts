@@ -217,7 +217,8 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
   let distiller: Distiller | null = null;
   if (distillerFile !== null && problems.ok) {
     const shown = show(distillerFile);
-    const rename = (p: ConfigProblem): ConfigProblem => (p.file === distillerFile ? { ...p, file: shown } : p);
+    const rename = (p: ConfigProblem): ConfigProblem =>
+      p.file === distillerFile ? { ...p, file: shown } : p;
     const pluginModules: Record<string, string> = {};
     for (const [name, ref] of traitPlugins) pluginModules[name] = `${ref.path}#${ref.exportName}`;
     try {

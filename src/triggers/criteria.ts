@@ -60,6 +60,22 @@ export function timeVariables(event: Event): TimexVariables {
   return vars;
 }
 
+/**
+ * A compiled accessor for a named field of an event, as criteria and distinguished_by read it
+ * (see `fieldOf`): a trait, else `timestamp` / `message_id` / `event_type`. Specialised per name
+ * at load, so the common case is one property read; names that exist on Object.prototype
+ * (`constructor`, `toString`, …) are read with an own-property check so they are never mistaken
+ * for traits.
+ */
+export function fieldGetter(name: string): (e: Event) => TraitValue | undefined {
+  const special = name === 'timestamp' || name === 'message_id' || name === 'event_type';
+  if (name in Object.prototype) {
+    return (e) => (Object.hasOwn(e.traits, name) ? e.traits[name] : special ? fieldOf(e, name) : undefined);
+  }
+  if (special) return (e) => fieldOf(e, name);
+  return (e) => e.traits[name];
+}
+
 const CRITERION_KEYS = ['event_type', 'number', 'timestamp', 'map_distinguished_by', 'traits'];
 
 type TraitTest = (event: Event) => boolean;
@@ -120,7 +136,7 @@ export function compileCriterion(node: YNode, ctx: CompileContext, where: string
     if (m.kind === 'map') {
       for (const e of m.entries) {
         if (e.value.kind === 'scalar' && typeof e.value.value === 'string' && e.value.value !== '') {
-          mapDistinguishedBy[e.key] = e.value.value;
+          Object.defineProperty(mapDistinguishedBy, e.key, { value: e.value.value, enumerable: true });
         } else {
           ctx.problems.error(
             ctx.file,
@@ -221,7 +237,9 @@ export function compileTimex(node: YNode, ctx: CompileContext, where: string): T
     return ctx.parseTimex(node.value);
   } catch (err) {
     const position = (err as { position?: unknown }).position;
-    const message = err instanceof Error ? err.message : String(err);
+    const raw = err instanceof Error ? err.message : String(err);
+    // The column already says where; drop the expression-relative offset from the text.
+    const message = typeof position === 'number' ? raw.replace(/ at position \d+$/, '') : raw;
     const pos =
       typeof position === 'number'
         ? { line: node.pos.line, column: columnInScalar(node as YScalar, position) }
@@ -274,25 +292,26 @@ function expectedOf(node: YScalar): Expected {
 }
 
 function equalityTest(name: string, expected: Expected): TraitTest {
+  const get = fieldGetter(name);
   switch (expected.kind) {
     case 'number': {
       const want = expected.value;
       return (e) => {
-        const t = fieldOf(e, name);
+        const t = get(e);
         return t !== undefined && (t.type === 'int' || t.type === 'float') && t.value === want;
       };
     }
     case 'text': {
       const want = expected.value;
       return (e) => {
-        const t = fieldOf(e, name);
+        const t = get(e);
         return t !== undefined && t.type === 'text' && t.value === want;
       };
     }
     case 'datetime': {
       const want = expected.value;
       return (e) => {
-        const t = fieldOf(e, name);
+        const t = get(e);
         return t !== undefined && t.type === 'datetime' && t.value === want;
       };
     }
@@ -340,6 +359,7 @@ function parseNumericCriterion(
 }
 
 function numericTest(name: string, op: '=' | '>' | '<', want: number): TraitTest {
+  const get = fieldGetter(name);
   // Only numeric traits compare with numbers (Python 3 semantics; the reference's Python 2
   // ordered strings above all numbers, which no configuration can have relied on sensibly).
   switch (op) {
@@ -347,20 +367,21 @@ function numericTest(name: string, op: '=' | '>' | '<', want: number): TraitTest
       return equalityTest(name, { kind: 'number', value: want });
     case '>':
       return (e) => {
-        const t = fieldOf(e, name);
+        const t = get(e);
         return t !== undefined && (t.type === 'int' || t.type === 'float') && t.value > want;
       };
     case '<':
       return (e) => {
-        const t = fieldOf(e, name);
+        const t = get(e);
         return t !== undefined && (t.type === 'int' || t.type === 'float') && t.value < want;
       };
   }
 }
 
 function timeTest(name: string, expr: TimexExpression, isEvalError: (err: unknown) => boolean): TraitTest {
+  const get = fieldGetter(name);
   return (e) => {
-    const t = fieldOf(e, name);
+    const t = get(e);
     if (t === undefined || t.type !== 'datetime') return false;
     let range: TimexValue;
     try {

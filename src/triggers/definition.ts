@@ -10,7 +10,7 @@
 import type { Pos } from '../config/problems.js';
 import { closest } from '../config/settings.js';
 import { describe, type YNode } from '../config/yaml.js';
-import { type Event, fieldOf } from '../model/event.js';
+import type { Event, TraitValue } from '../model/event.js';
 import type { Instant } from '../timex/instant.js';
 import { US_PER_SECOND } from '../timex/instant.js';
 import type { TimexExpression, TimexValue } from '../timex/types.js';
@@ -20,6 +20,7 @@ import {
   checkKeys,
   compileCriterion,
   compileTimex,
+  fieldGetter,
 } from './criteria.js';
 import { compareCodeUnits, keyOf } from './key.js';
 import type { DistinguishingValue, TriggerDefinition, TriggerMatch } from './types.js';
@@ -57,6 +58,8 @@ export interface CompiledTrigger extends TriggerDefinition {
   readonly loadCriteria: readonly Criterion[];
   readonly source: TriggerSource;
 }
+
+type Getter = (e: Event) => TraitValue | undefined;
 
 const MISSING: TriggerMatch = Object.freeze({ matched: false, reason: 'missing_distinguishing_trait' });
 const NO_CRITERION: TriggerMatch = Object.freeze({ matched: false, reason: 'no_criterion_matched' });
@@ -161,6 +164,11 @@ function compileTrigger(
       for (const item of db.value.items) {
         const entry = compileDistinguishedBy(item, ctx, where);
         if (!entry) continue;
+        if (entry.name === '__proto__') {
+          // The values are a plain object keyed by name; this one name cannot be a key of it.
+          problems.error(file, item.pos, `${where}: '__proto__' cannot be a distinguishing trait name`);
+          continue;
+        }
         const prev = seen.get(entry.name);
         if (prev !== undefined) {
           problems.error(
@@ -379,27 +387,33 @@ function makeTrigger(p: TriggerParts): CompiledTrigger {
   const nCriteria = criteria.length;
   const nDist = dist.length;
   const isEvalError = p.isEvalError;
-  const anyMapping = criteria.some((c) => Object.keys(c.mapDistinguishedBy).length > 0);
   const expiration = p.expiration;
+  const present = names.map(fieldGetter);
+  // Per match criterion, the accessor of each distinguishing value (map_distinguished_by resolved once).
+  const sources = criteria.map((c) =>
+    dist.map((d) =>
+      fieldGetter(
+        Object.hasOwn(c.mapDistinguishedBy, d.name) ? (c.mapDistinguishedBy[d.name] as string) : d.name,
+      ),
+    ),
+  );
 
   const match = (event: Event, now: Instant): TriggerMatch => {
     // The reference checks the configured names, before any criterion, even when a criterion maps them.
-    for (let i = 0; i < nDist; i++) if (fieldOf(event, names[i] as string) === undefined) return MISSING;
-    let matched: Criterion | undefined;
+    for (let i = 0; i < nDist; i++) if ((present[i] as Getter)(event) === undefined) return MISSING;
+    let matched = -1;
     for (let i = 0; i < nCriteria; i++) {
-      const c = criteria[i] as Criterion;
-      if (c.matches(event)) {
-        matched = c;
+      if ((criteria[i] as Criterion).matches(event)) {
+        matched = i;
         break;
       }
     }
-    if (matched === undefined) return NO_CRITERION;
-    const mapping = anyMapping ? matched.mapDistinguishedBy : undefined;
+    if (matched < 0) return NO_CRITERION;
+    const from = sources[matched] as Getter[];
     const values: Record<string, DistinguishingValue> = {};
     for (let i = 0; i < nDist; i++) {
       const d = dist[i] as DistinguishedBy;
-      const from = mapping?.[d.name] ?? d.name;
-      const v = fieldOf(event, from);
+      const v = (from[i] as Getter)(event);
       if (v === undefined) return MISSING;
       if (d.expr === undefined) {
         values[d.name] = v;

@@ -85,7 +85,13 @@ export function parseKey(key: string): DistinguishingValues {
       throw new InputError(`not a stream key entry: ${JSON.stringify(entry)}`);
     }
     const [name, tag, a, b] = entry as string[];
-    out[name as string] = decodeValue(tag as string, a as string, b, entry.length);
+    // defineProperty: a trait may be called `__proto__`, which plain assignment would swallow.
+    Object.defineProperty(out, name as string, {
+      value: decodeValue(tag as string, a as string, b, entry.length),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }
