@@ -338,6 +338,7 @@ export function compileDefinitions(
       eventTypes: ['*'],
       matcher: compileEventTypes(['*']),
       traits: defaults,
+      synthetic: true,
     });
   }
   return { definitions: compiled, problems, warnings };

@@ -184,8 +184,8 @@ export class Distiller {
     let body = notification;
     if (Object.hasOwn(body, 'oslo.version')) {
       const unwrapped = unwrapEnvelope(body);
-      if (!isObject(unwrapped)) return unwrapped;
-      body = unwrapped;
+      if ('error' in unwrapped) return unwrapped.error;
+      body = unwrapped.body;
     }
     const eventType = body.event_type;
     if (typeof eventType !== 'string' || eventType === '') {
@@ -246,24 +246,24 @@ function pickTimestamp(body: Record<string, unknown>): unknown {
 }
 
 /** Unwraps `{"oslo.version": "2.x", "oslo.message": "<json>"}`; returns the body or a malformed result. */
-function unwrapEnvelope(env: Record<string, unknown>): Record<string, unknown> | DistillResult {
+function unwrapEnvelope(
+  env: Record<string, unknown>,
+): { body: Record<string, unknown> } | { error: DistillResult } {
+  const bad = (r: MalformedReason, detail: string) => ({ error: malformed(r, detail) });
   const version = env['oslo.version'];
   if (typeof version !== 'string' || !/^2(\.\d+)?$/.test(version)) {
-    return malformed(
-      'bad_envelope',
-      `unsupported oslo.messaging envelope version ${clip(pyStr(version), 20)}`,
-    );
+    return bad('bad_envelope', `unsupported oslo.messaging envelope version ${clip(pyStr(version), 20)}`);
   }
   const inner = env['oslo.message'];
-  if (typeof inner !== 'string') return malformed('bad_envelope', 'oslo.message is missing or not a string');
+  if (typeof inner !== 'string') return bad('bad_envelope', 'oslo.message is missing or not a string');
   let parsed: unknown;
   try {
     parsed = JSON.parse(inner);
   } catch (err) {
-    return malformed('bad_envelope', `oslo.message is not JSON: ${(err as Error).message}`);
+    return bad('bad_envelope', `oslo.message is not JSON: ${(err as Error).message}`);
   }
-  if (!isObject(parsed)) return malformed('bad_envelope', 'oslo.message is not a JSON object');
-  return parsed;
+  if (!isObject(parsed)) return bad('bad_envelope', 'oslo.message is not a JSON object');
+  return { body: parsed };
 }
 
 function extract(t: CompiledTrait, body: Record<string, unknown>): TraitValue | undefined | TraitFailure {
