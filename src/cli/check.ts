@@ -31,7 +31,8 @@ function parse(args: string[]): { config: string | undefined; strict: boolean; q
       allowPositionals: true,
       strict: true,
     });
-    if (positionals.length > 0) throw new UsageError(`check: unexpected argument '${positionals[0]}' (use -c FILE)`);
+    if (positionals.length > 0)
+      throw new UsageError(`check: unexpected argument '${positionals[0]}' (use -c FILE)`);
     return { config: values.config, strict: values.strict ?? false, quiet: values.quiet ?? false };
   } catch (err) {
     if (err instanceof UsageError) throw err;
@@ -55,7 +56,10 @@ export const checkCommand: Command = {
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       const lines = err.problems.map(formatProblem);
-      await write(io.stderr, `${lines.join('\n')}\nwinchester: invalid configuration: ${plural(lines.length, 'problem')}\n`);
+      await write(
+        io.stderr,
+        `${lines.join('\n')}\nwinchester: invalid configuration: ${plural(lines.length, 'problem')}\n`,
+      );
       return 2;
     }
     const warnings = config.warnings.map((w) => formatProblem({ ...w, message: `warning: ${w.message}` }));

@@ -93,6 +93,11 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
   const { root } = parseYaml(text, mainName, problems);
   const { settings } = readSettings(root, mainName, env, problems);
   const posOf = (...keys: string[]): Pos | undefined => nodeAt(root, keys)?.pos;
+  // Where a key is written (for problems about a whole section, the section's own line).
+  const keyPosOf = (...keys: string[]): Pos | undefined => {
+    const parent = nodeAt(root, keys.slice(0, -1));
+    return parent?.kind === 'map' ? parent.get(keys[keys.length - 1] as string)?.keyPos : undefined;
+  };
 
   // config_path: relative entries are taken from winchester.yaml's directory, which is searched last.
   const baseDir = dirname(configFile);
@@ -166,7 +171,7 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
   if (sasl.mechanism !== 'none' && (sasl.username === null || sasl.password === null)) {
     problems.error(
       mainName,
-      posOf('kafka', 'sasl') ?? posOf('kafka'),
+      keyPosOf('kafka', 'sasl') ?? keyPosOf('kafka'),
       `kafka.sasl: mechanism ${sasl.mechanism} needs a username and a password`,
     );
   }

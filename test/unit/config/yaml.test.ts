@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Problems } from '../../../src/config/problems.js';
+import { parseYaml, toPlain, type YMap, type YNode } from '../../../src/config/yaml.js';
+
+function parse(text: string) {
+  const problems = new Problems();
+  const { root } = parseYaml(text, 'f.yaml', problems);
+  return { root, problems };
+}
+
+const map = (n: YNode | null | undefined): YMap => {
+  assert.equal(n?.kind, 'map');
+  return n as YMap;
+};
+
+describe('positioned YAML', () => {
+  test('positions are 1-based line and column of each node', () => {
+    const { root } = parse('a: 1\nb:\n  - x\n  - "y"\n');
+    const m = map(root);
+    assert.deepEqual(m.get('a')?.keyPos, { line: 1, column: 1 });
+    assert.deepEqual(m.get('a')?.value.pos, { line: 1, column: 4 });
+    const b = m.get('b')?.value;
+    assert.equal(b?.kind, 'seq');
+    if (b?.kind !== 'seq') return;
+    assert.deepEqual(b.items[1]?.pos, { line: 4, column: 5 });
+    assert.equal(b.items[1]?.kind === 'scalar' && b.items[1].plain, false);
+  });
+
+  test('YAML 1.1 scalars as PyYAML reads them; timestamps stay text', () => {
+    const { root } = parse('a: yes\nb: off\nc: 0777\nd: 2014-08-01 01:02:03.123456\ne: 1.5\nf: ~\ny: n\n');
+    assert.deepEqual(toPlain(root as YNode), {
+      a: true,
+      b: false,
+      c: 511,
+      d: '2014-08-01 01:02:03.123456',
+      e: 1.5,
+      f: null,
+      y: 'n',
+    });
+  });
+
+  test('merge keys: explicit keys win, earlier sources win over later ones', () => {
+    const { root, problems } = parse(
+      'base: &b\n  x: 1\n  y: 1\nother: &o\n  y: 2\n  z: 2\nm:\n  <<: [*b, *o]\n  x: 3\n',
+    );
+    assert.equal(problems.ok, true);
+    assert.deepEqual(toPlain(map(root).get('m')?.value as YNode), { y: 1, z: 2, x: 3 });
+  });
+
+  test('aliases resolve to their anchor', () => {
+    const { root } = parse('a: &x [1, 2]\nb: *x\n');
+    assert.deepEqual(toPlain(map(root).get('b')?.value as YNode), [1, 2]);
+  });
+
+  test('duplicate keys: the last wins, with a warning (as PyYAML, which is silent)', () => {
+    const { root, problems } = parse('a: 1\na: 2\n');
+    assert.deepEqual(toPlain(root as YNode), { a: 2 });
+    assert.equal(problems.ok, true);
+    assert.deepEqual(
+      problems.warnings.map((w) => [w.line, w.message]),
+      [[2, "duplicate key 'a': this later value is used"]],
+    );
+  });
+
+  test('syntax errors are problems with a position and no excerpt', () => {
+    const { root, problems } = parse('a: [1, 2\nb: 3\n');
+    assert.equal(root, null);
+    assert.ok(problems.errors.length > 0);
+    for (const p of problems.errors) {
+      assert.equal(p.file, 'f.yaml');
+      assert.ok(typeof p.line === 'number');
+      assert.match(p.message, /^YAML: /);
+      assert.doesNotMatch(p.message, /\n/);
+    }
+  });
+
+  test('a bad merge source is a problem', () => {
+    const { problems } = parse('a: &x 1\nb:\n  <<: *x\n');
+    assert.equal(problems.ok, false);
+  });
+
+  test('an empty document is null; __proto__ keys stay data', () => {
+    assert.equal(parse('').root, null);
+    assert.equal(parse('# nothing\n').root, null);
+    const plain = toPlain(parse('__proto__: 1\n').root as YNode) as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(plain), Object.prototype);
+    assert.equal(Object.hasOwn(plain, '__proto__'), true);
+  });
+});

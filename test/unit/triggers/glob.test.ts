@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { compileGlobs } from '../../../src/triggers/glob.js';
+
+const m = (globs: string[], s: string) => compileGlobs(globs)(s);
+
+describe('event_type globs (Python fnmatch on POSIX)', () => {
+  test('* spans dots, ? is one character', () => {
+    assert.equal(m(['compute.instance.*'], 'compute.instance.create.end'), true);
+    assert.equal(m(['compute.instance.*'], 'compute.instance'), false);
+    assert.equal(m(['*.end'], 'compute.instance.create.end'), true);
+    assert.equal(m(['a?c'], 'abc'), true);
+    assert.equal(m(['a?c'], 'ac'), false);
+    assert.equal(m(['*'], ''), true);
+    assert.equal(m(['**'], 'x.y'), true);
+  });
+
+  test('sets, complements and a lone [', () => {
+    assert.equal(m(['v[12]'], 'v1'), true);
+    assert.equal(m(['v[12]'], 'v3'), false);
+    assert.equal(m(['v[!12]'], 'v3'), true);
+    assert.equal(m(['v[!12]'], 'v1'), false);
+    assert.equal(m(['v[a-c]'], 'vb'), true);
+    assert.equal(m(['v[]]'], 'v]'), true);
+    assert.equal(m(['v[^]'], 'v^'), true);
+    assert.equal(m(['a[b'], 'a[b'), true);
+  });
+
+  test('case-sensitive, anchored, regex characters literal', () => {
+    assert.equal(m(['Compute.*'], 'compute.x'), false);
+    assert.equal(m(['a.b'], 'aXb'), false);
+    assert.equal(m(['a+b(c)|$'], 'a+b(c)|$'), true);
+    assert.equal(m(['x'], 'xx'), false);
+  });
+
+  test('several globs: any of them', () => {
+    const f = compileGlobs(['snapshot_instance', 'keypair.import.*', 'compute.instance.*']);
+    assert.equal(f('snapshot_instance'), true);
+    assert.equal(f('keypair.import.start'), true);
+    assert.equal(f('compute.instance.exists'), true);
+    assert.equal(f('image.upload'), false);
+    assert.equal(compileGlobs([])('x'), false);
+  });
+
+  test('a glob without metacharacters matches exactly itself', () => {
+    fc.assert(
+      fc.property(
+        fc.string().filter((s) => !/[*?[]/.test(s)),
+        fc.string(),
+        (g, s) => {
+          assert.equal(m([g], s), g === s);
+          assert.equal(m([g], g), true);
+        },
+      ),
+    );
+  });
+
+  test('prefix.* matches exactly the strings with that prefix', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[a-z.]{0,8}$/), fc.string(), (prefix, rest) => {
+        assert.equal(m([`${prefix}*`], prefix + rest), true);
+        assert.equal(m([`${prefix}*`], rest), rest.startsWith(prefix));
+      }),
+    );
+  });
+});
