@@ -4,7 +4,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, ITopicConfig } from 'kafkajs';
-import { classifyKafkaError, describeKafkaError, KafkaUnavailableError } from './errors.js';
+import {
+  classifyKafkaError,
+  describeKafkaError,
+  isRetriableKafkaError,
+  KafkaUnavailableError,
+} from './errors.js';
 import { createKafka, type KafkaClientOptions } from './kafka.js';
 
 /** A topic to create. */
@@ -30,22 +35,52 @@ export async function createTopics(
   options: { timeoutMs?: number } = {},
 ): Promise<string[]> {
   const timeoutMs = options.timeoutMs ?? 30000;
+  const deadline = Date.now() + timeoutMs;
   try {
     const existing = new Set(await admin.listTopics());
     const missing = topics.filter((t) => !existing.has(t.topic));
-    if (missing.length === 0) return [];
-    const specs: ITopicConfig[] = missing.map((t) => ({
-      topic: t.topic,
-      numPartitions: t.numPartitions ?? 1,
-      replicationFactor: t.replicationFactor ?? 1,
-      configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
-    }));
-    // Another process may create the same topic between listTopics and here; kafkajs then resolves false
-    // rather than throwing, which is the outcome we want.
-    await admin.createTopics({ topics: specs, waitForLeaders: true, timeout: timeoutMs });
+    if (missing.length > 0) {
+      const specs: ITopicConfig[] = missing.map((t) => ({
+        topic: t.topic,
+        numPartitions: t.numPartitions ?? 1,
+        replicationFactor: t.replicationFactor ?? 1,
+        configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
+      }));
+      // Another process may create the same topic between listTopics and here; kafkajs then resolves false
+      // rather than throwing, which is the outcome we want. kafkajs' own waitForLeaders gives up on
+      // UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker answers until the new topic reaches its metadata
+      // cache, so we wait ourselves.
+      await admin.createTopics({ topics: specs, waitForLeaders: false, timeout: timeoutMs });
+    }
+    await waitForLeaders(
+      admin,
+      topics.map((t) => t.topic),
+      deadline,
+    );
     return missing.map((t) => t.topic);
   } catch (error) {
     throw classifyKafkaError(error, `creating topics ${topics.map((t) => t.topic).join(', ')}`);
+  }
+}
+
+// Polls topic metadata until every partition of every topic has a leader (so produce succeeds at once).
+async function waitForLeaders(admin: Admin, topics: readonly string[], deadline: number): Promise<void> {
+  let lastProblem: unknown;
+  for (;;) {
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
+      const leaderless = metadata.topics.filter(
+        (t) => t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0),
+      );
+      if (leaderless.length === 0) return;
+      lastProblem = new Error(`no leader yet for ${leaderless.map((t) => t.name).join(', ')}`);
+    } catch (error) {
+      // Anything kafkajs deems permanent (authorization, invalid name…) will not get better by waiting.
+      if (!isRetriableKafkaError(error)) throw error;
+      lastProblem = error;
+    }
+    if (Date.now() + 100 > deadline) throw lastProblem;
+    await sleep(100);
   }
 }
 

@@ -49,6 +49,16 @@ export function describeKafkaError(error: unknown): string {
 }
 
 /**
+ * Whether kafkajs judged the root cause retriable. kafkajs wraps the last attempt in a non-retriable
+ * KafkaJSNumberOfRetriesExceeded, so the outermost flag alone would say "permanent" for every outage.
+ */
+export function isRetriableKafkaError(error: unknown): boolean {
+  const chain = errorChain(error);
+  const root = chain[chain.length - 1] as { retriable?: unknown } | undefined;
+  return root?.retriable === true || chain.some((e) => UNAVAILABLE.has(e.name));
+}
+
+/**
  * Maps any error thrown by kafkajs to {@link KafkaUnavailableError} (retriable) or
  * {@link KafkaRequestError} (retriable as kafkajs judged it), keeping the original as `cause`.
  * @param context what was being attempted, e.g. `creating topic events`; prefixes the message.
