@@ -12,7 +12,11 @@ export const NOW = at('1999-12-31T12:34:56.789012Z');
  * Evaluates `source` with datetime-string variables and renders the result as
  * `[begin, end]` for a range or a single string for a timestamp (ISO, µs, Z).
  */
-export function ev(source: string, vars: Record<string, string> = {}, now: Instant = NOW): string | [string, string] {
+export function ev(
+  source: string,
+  vars: Record<string, string> = {},
+  now: Instant = NOW,
+): string | [string, string] {
   const values: Record<string, Instant> = {};
   for (const [k, v] of Object.entries(vars)) values[k] = at(v);
   const r = parseTimex(source).evaluate(values, now);

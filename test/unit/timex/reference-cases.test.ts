@@ -58,7 +58,11 @@ test('every reference case evaluates to the reference answer', () => {
       );
     }
   }
-  assert.equal(failures.length, 0, `${failures.length} of ${cases.length} differ:\n${failures.slice(0, 20).join('\n')}`);
+  assert.equal(
+    failures.length,
+    0,
+    `${failures.length} of ${cases.length} differ:\n${failures.slice(0, 20).join('\n')}`,
+  );
 });
 
 test('no case depends on the wall clock (each supplies $timestamp when it reads it)', () => {

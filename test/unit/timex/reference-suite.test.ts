@@ -19,9 +19,12 @@ describe('reference test_parse', () => {
     assert.equal(parseTimex('$test_thingy').kind, 'timestamp');
     assert.equal(ev('$test_thingy', vars), dt);
   });
-  test('timestamp + 1d 2h', () => assert.equal(ev('$test_thingy + 1d 2h', vars), '2014-08-02T04:10:23.000550Z'));
-  test('timestamp - 1d 2h', () => assert.equal(ev('$test_thingy - 1d 2h', vars), '2014-07-31T00:10:23.000550Z'));
-  test('timestamp @ 7d 6h', () => assert.equal(ev('$test_thingy @ 7d 6h', vars), '2014-08-07T06:10:23.000550Z'));
+  test('timestamp + 1d 2h', () =>
+    assert.equal(ev('$test_thingy + 1d 2h', vars), '2014-08-02T04:10:23.000550Z'));
+  test('timestamp - 1d 2h', () =>
+    assert.equal(ev('$test_thingy - 1d 2h', vars), '2014-07-31T00:10:23.000550Z'));
+  test('timestamp @ 7d 6h', () =>
+    assert.equal(ev('$test_thingy @ 7d 6h', vars), '2014-08-07T06:10:23.000550Z'));
   test('a to b', () => {
     assert.equal(parseTimex('$test_thingy to $other').kind, 'range');
     assert.deepEqual(ev('$test_thingy to $other', vars), [dt, other]);
@@ -47,16 +50,25 @@ describe('reference test_parse', () => {
     assert.deepEqual(ev('day', { timestamp: dt }), day);
   });
   test('day @ 6h wraps back to contain $timestamp', () =>
-    assert.deepEqual(ev('day @ 6h', { timestamp: dt }), ['2014-07-31T06:00:00.000000Z', '2014-08-01T06:00:00.000000Z']));
+    assert.deepEqual(ev('day @ 6h', { timestamp: dt }), [
+      '2014-07-31T06:00:00.000000Z',
+      '2014-08-01T06:00:00.000000Z',
+    ]));
   test('day + 6h wraps back to contain $timestamp', () =>
-    assert.deepEqual(ev('day + 6h', { timestamp: dt }), ['2014-07-31T06:00:00.000000Z', '2014-08-01T06:00:00.000000Z']));
+    assert.deepEqual(ev('day + 6h', { timestamp: dt }), [
+      '2014-07-31T06:00:00.000000Z',
+      '2014-08-01T06:00:00.000000Z',
+    ]));
   test('day - 6h wraps forward to contain $timestamp', () =>
     assert.deepEqual(ev('day - 6h', { timestamp: '2014-08-01T19:45:30.000225Z' }), [
       '2014-08-01T18:00:00.000000Z',
       '2014-08-02T18:00:00.000000Z',
     ]));
   test('a unitless number on a day range counts hours', () =>
-    assert.deepEqual(ev('day @ 2', { timestamp: dt }), ['2014-08-01T02:00:00.000000Z', '2014-08-02T02:00:00.000000Z']));
+    assert.deepEqual(ev('day @ 2', { timestamp: dt }), [
+      '2014-08-01T02:00:00.000000Z',
+      '2014-08-02T02:00:00.000000Z',
+    ]));
 });
 
 describe('reference test_expression: Timestamp', () => {
@@ -114,7 +126,10 @@ describe('reference test_expression: TimeRange', () => {
     assert.equal(contains(v, at(r.b) - 1), false);
   });
   test('add each unit to both ends', () => {
-    assert.deepEqual(ev(`${range} + 10us`, r), ['2014-08-01T02:10:23.000560Z', '2014-08-02T02:10:23.000560Z']);
+    assert.deepEqual(ev(`${range} + 10us`, r), [
+      '2014-08-01T02:10:23.000560Z',
+      '2014-08-02T02:10:23.000560Z',
+    ]);
     assert.deepEqual(ev(`${range} + 10s`, r), ['2014-08-01T02:10:33.000550Z', '2014-08-02T02:10:33.000550Z']);
     assert.deepEqual(ev(`${range} + 7m`, r), ['2014-08-01T02:17:23.000550Z', '2014-08-02T02:17:23.000550Z']);
     assert.deepEqual(ev(`${range} + 1h`, r), ['2014-08-01T03:10:23.000550Z', '2014-08-02T03:10:23.000550Z']);
@@ -123,7 +138,10 @@ describe('reference test_expression: TimeRange', () => {
     assert.deepEqual(ev(`${range} + 3y`, r), ['2017-08-01T02:10:23.000550Z', '2017-08-02T02:10:23.000550Z']);
   });
   test('subtract each unit from both ends', () => {
-    assert.deepEqual(ev(`${range} - 10us`, r), ['2014-08-01T02:10:23.000540Z', '2014-08-02T02:10:23.000540Z']);
+    assert.deepEqual(ev(`${range} - 10us`, r), [
+      '2014-08-01T02:10:23.000540Z',
+      '2014-08-02T02:10:23.000540Z',
+    ]);
     assert.deepEqual(ev(`${range} - 10s`, r), ['2014-08-01T02:10:13.000550Z', '2014-08-02T02:10:13.000550Z']);
     assert.deepEqual(ev(`${range} - 7m`, r), ['2014-08-01T02:03:23.000550Z', '2014-08-02T02:03:23.000550Z']);
     assert.deepEqual(ev(`${range} - 1h`, r), ['2014-08-01T01:10:23.000550Z', '2014-08-02T01:10:23.000550Z']);
@@ -134,8 +152,14 @@ describe('reference test_expression: TimeRange', () => {
   test('replace on both ends', () => {
     assert.deepEqual(ev(`${range} @ 6h`, r), ['2014-08-01T06:10:23.000550Z', '2014-08-02T06:10:23.000550Z']);
     assert.deepEqual(ev(`${range} @ 6mo`, r), ['2014-06-01T02:10:23.000550Z', '2014-06-02T02:10:23.000550Z']);
-    assert.deepEqual(ev(`${range} @ 2017y`, r), ['2017-08-01T02:10:23.000550Z', '2017-08-02T02:10:23.000550Z']);
-    assert.deepEqual(ev(`${range} @ 0h 0m 0s 0us`, r), ['2014-08-01T00:00:00.000000Z', '2014-08-02T00:00:00.000000Z']);
+    assert.deepEqual(ev(`${range} @ 2017y`, r), [
+      '2017-08-01T02:10:23.000550Z',
+      '2017-08-02T02:10:23.000550Z',
+    ]);
+    assert.deepEqual(ev(`${range} @ 0h 0m 0s 0us`, r), [
+      '2014-08-01T00:00:00.000000Z',
+      '2014-08-02T00:00:00.000000Z',
+    ]);
   });
   test('a unitless number on a day-long range counts hours, for + - @', () => {
     assert.deepEqual(ev(`${range} + 1`, r), ['2014-08-01T03:10:23.000550Z', '2014-08-02T03:10:23.000550Z']);
@@ -153,7 +177,10 @@ describe('reference test_expression: PinnedTimeRange', () => {
     assert.deepEqual(ev(pinned, m), ['2014-08-01T01:00:00.000000Z', '2014-08-02T01:00:00.000000Z']));
   test('add: inside stays, outside wraps back', () => {
     assert.deepEqual(ev(`${pinned} + 1h`, m), ['2014-08-01T02:00:00.000000Z', '2014-08-02T02:00:00.000000Z']);
-    assert.deepEqual(ev(`${pinned} + 18h`, m), ['2014-07-31T19:00:00.000000Z', '2014-08-01T19:00:00.000000Z']);
+    assert.deepEqual(ev(`${pinned} + 18h`, m), [
+      '2014-07-31T19:00:00.000000Z',
+      '2014-08-01T19:00:00.000000Z',
+    ]);
   });
   test('subtract: inside stays, outside wraps forward', () => {
     assert.deepEqual(ev(`${pinned} - 1h`, m), ['2014-08-01T00:00:00.000000Z', '2014-08-02T00:00:00.000000Z']);
@@ -161,7 +188,10 @@ describe('reference test_expression: PinnedTimeRange', () => {
   });
   test('replace: inside stays, outside wraps back', () => {
     assert.deepEqual(ev(`${pinned} @ 2h`, m), ['2014-08-01T02:00:00.000000Z', '2014-08-02T02:00:00.000000Z']);
-    assert.deepEqual(ev(`${pinned} @ 18h`, m), ['2014-07-31T18:00:00.000000Z', '2014-08-01T18:00:00.000000Z']);
+    assert.deepEqual(ev(`${pinned} @ 18h`, m), [
+      '2014-07-31T18:00:00.000000Z',
+      '2014-08-01T18:00:00.000000Z',
+    ]);
   });
 });
 
@@ -180,7 +210,10 @@ describe('reference test_expression: Duration', () => {
   test('adding durations sums per unit and keeps absent units absent', () => {
     const d = addDurations(addDurations({ second: 1 }, { hour: 1 }), { day: 1 });
     assert.deepEqual(d, { second: 1, hour: 1, day: 1 });
-    assert.deepEqual(addDurations({ hour: 1, unitless: 2 }, { hour: 2, unitless: 3 }), { hour: 3, unitless: 5 });
+    assert.deepEqual(addDurations({ hour: 1, unitless: 2 }, { hour: 2, unitless: 3 }), {
+      hour: 3,
+      unitless: 5,
+    });
   });
   test('a missing variable is an evaluation error', () => {
     assert.throws(() => ev('$nope + 1h'), TimexEvalError);
