@@ -77,7 +77,7 @@ class ArraySplitter {
       else if ((c === 0x5d || c === 0x7d) && this.depth > 0) this.depth--;
       else if (this.depth === 0 && (c === 0x2c || c === 0x5d)) {
         flushSeg(i);
-        this.emit({ line: this.bufLine, text: this.buf });
+        this.emit({ line: this.bufLine, text: this.buf.trimEnd() });
         this.buf = '';
         this.started = false;
         segStart = i + 1;
