@@ -2,10 +2,17 @@ import { checkCommand } from './check.js';
 import { distillCommand } from './distill.js';
 import { generateCommand } from './generate.js';
 import type { Command } from './io.js';
+import { replayCommand } from './replay.js';
 import { timexCommand } from './timex.js';
 
 /**
  * Every subcommand, in the order `winchester --help` lists them.
  * Commands register here; main.ts only dispatches.
  */
-export const commands: readonly Command[] = [checkCommand, distillCommand, generateCommand, timexCommand];
+export const commands: readonly Command[] = [
+  checkCommand,
+  distillCommand,
+  generateCommand,
+  replayCommand,
+  timexCommand,
+];
