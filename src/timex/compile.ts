@@ -6,6 +6,7 @@
  * range wraps by are all known from the tree; only the instants (and the unit a unitless number
  * takes, which depends on a range's length) are left for evaluation time.
  */
+import { civilFromDays, dayOf, daysFromCivil } from './calendar.js';
 import {
   applyShift,
   type Duration,
@@ -20,7 +21,7 @@ import {
   wrapsWithin,
 } from './duration.js';
 import { TimexEvalError } from './errors.js';
-import { type Instant, MAX_INSTANT, MIN_INSTANT, toFields, US_PER_DAY, US_PER_HOUR } from './instant.js';
+import { type Instant, MAX_INSTANT, MIN_INSTANT, US_PER_DAY, US_PER_HOUR } from './instant.js';
 import type { Node } from './parser.js';
 import type { TimexVariables } from './types.js';
 
@@ -80,15 +81,16 @@ function rangeFunction(unit: RangeUnit): (t: Instant) => RangeResult {
       };
     case 'month':
       return (t) => {
-        const f = toFields(t);
-        const begin = checked(Date.UTC(f.year, f.month - 1, 1) * 1000);
-        return range(begin, checked(Date.UTC(f.year, f.month, 1) * 1000), t);
+        const { year, month } = civilFromDays(dayOf(t));
+        const begin = checked(daysFromCivil(year, month, 1) * US_PER_DAY);
+        const end = month === 12 ? daysFromCivil(year + 1, 1, 1) : daysFromCivil(year, month + 1, 1);
+        return range(begin, checked(end * US_PER_DAY), t);
       };
     case 'year':
       return (t) => {
-        const f = toFields(t);
-        const begin = checked(Date.UTC(f.year, 0, 1) * 1000);
-        return range(begin, checked(Date.UTC(f.year + 1, 0, 1) * 1000), t);
+        const { year } = civilFromDays(dayOf(t));
+        const begin = checked(daysFromCivil(year, 1, 1) * US_PER_DAY);
+        return range(begin, checked(daysFromCivil(year + 1, 1, 1) * US_PER_DAY), t);
       };
   }
 }

@@ -1,10 +1,9 @@
+import { civilFromDays, dayOf, daysFromCivil, monthLength } from './calendar.js';
 import { TimexEvalError } from './errors.js';
 import {
-  daysInMonth,
   type Instant,
   MAX_INSTANT,
   MIN_INSTANT,
-  toFields,
   US_PER_DAY,
   US_PER_HOUR,
   US_PER_MINUTE,
@@ -150,19 +149,15 @@ export function applyShift(t: Instant, s: Shift): Instant {
 }
 
 function addMonths(t: Instant, months: number): Instant {
-  const f = toFields(t);
+  const days = dayOf(t);
+  const timeOfDay = t - days * US_PER_DAY;
+  const f = civilFromDays(days);
   const total = f.year * 12 + (f.month - 1) + months;
   const year = Math.floor(total / 12);
   const month = total - year * 12 + 1;
   if (year < 1700 || year > 2200) throw outOfRange();
-  const day = Math.min(f.day, daysInMonth(year, month));
-  return instantOf(year, month, day, t);
-}
-
-/** The instant at (year, month, day) with the time of day of `timeOf`. */
-function instantOf(year: number, month: number, day: number, timeOf: Instant): Instant {
-  const timeOfDay = ((timeOf % US_PER_DAY) + US_PER_DAY) % US_PER_DAY;
-  const r = Date.UTC(year, month - 1, day) * 1000 + timeOfDay;
+  const day = Math.min(f.day, monthLength(year, month));
+  const r = daysFromCivil(year, month, day) * US_PER_DAY + timeOfDay;
   if (!(r >= MIN_INSTANT && r <= MAX_INSTANT)) throw outOfRange();
   return r;
 }
@@ -201,16 +196,22 @@ export function replaceComponents(t: Instant, d: Duration): Instant {
   if (bad) {
     throw new TimexEvalError(`cannot replace ${bad.unit} with ${bad.value} (allowed ${bad.min}–${bad.max})`);
   }
-  const f = toFields(t);
+  const days = dayOf(t);
+  const tod = t - days * US_PER_DAY;
+  const f = civilFromDays(days);
   const year = d.year ?? f.year;
   const month = d.month ?? f.month;
-  const day = Math.min(d.day ?? f.day, daysInMonth(year, month));
-  const timeOfDay =
-    (d.hour ?? f.hour) * US_PER_HOUR +
-    (d.minute ?? f.minute) * US_PER_MINUTE +
-    (d.second ?? f.second) * US_PER_SECOND +
-    (d.microsecond ?? f.microsecond);
-  const r = Date.UTC(year, month - 1, day) * 1000 + timeOfDay;
+  const day = Math.min(d.day ?? f.day, monthLength(year, month));
+  const hour = d.hour ?? Math.floor(tod / US_PER_HOUR);
+  const minute = d.minute ?? Math.floor((tod % US_PER_HOUR) / US_PER_MINUTE);
+  const second = d.second ?? Math.floor((tod % US_PER_MINUTE) / US_PER_SECOND);
+  const microsecond = d.microsecond ?? tod % US_PER_SECOND;
+  const r =
+    daysFromCivil(year, month, day) * US_PER_DAY +
+    hour * US_PER_HOUR +
+    minute * US_PER_MINUTE +
+    second * US_PER_SECOND +
+    microsecond;
   if (!(r >= MIN_INSTANT && r <= MAX_INSTANT)) throw outOfRange();
   return r;
 }

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { civilFromDays, dayOf, daysFromCivil } from '../../../src/timex/calendar.js';
 import { contains, parseTimex, TimexEvalError, TimexSyntaxError } from '../../../src/timex/index.js';
 import { type Instant, toFields, US_PER_DAY, US_PER_HOUR } from '../../../src/timex/instant.js';
 import { at } from './helpers.js';
@@ -31,6 +32,20 @@ const text = (d: Parts) => {
 function evalAt(source: string, vars: Record<string, Instant>) {
   return parseTimex(source).evaluate(vars, NOW);
 }
+
+describe('calendar', () => {
+  test('day-number conversions agree with the platform calendar (toFields)', () => {
+    fc.assert(
+      fc.property(instant, (t) => {
+        const f = toFields(t);
+        const c = civilFromDays(dayOf(t));
+        assert.deepEqual([c.year, c.month, c.day], [f.year, f.month, f.day]);
+        assert.equal(daysFromCivil(f.year, f.month, f.day), dayOf(t));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
 
 describe('arithmetic laws', () => {
   test('t + d - d == t for durations of days and smaller (no clamping)', () => {
