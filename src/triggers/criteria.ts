@@ -18,7 +18,7 @@ import { type Event, fieldOf, type TraitValue } from '../model/event.js';
 import type { Instant } from '../timex/instant.js';
 import { parseDatetime } from '../timex/instant.js';
 import type { TimexExpression, TimexValue, TimexVariables } from '../timex/types.js';
-import { compileGlobs } from './glob.js';
+import { compileGlobs, globError } from './glob.js';
 import type { FireCriterion } from './types.js';
 
 /** Parses a timex expression; throws an error with a numeric `position` on a syntax error. */
@@ -58,6 +58,27 @@ export function timeVariables(event: Event): TimexVariables {
   }
   vars.timestamp = event.timestamp;
   return vars;
+}
+
+/**
+ * Compiles, for one expression, the gathering of the variables it uses from an event: the same
+ * values as {@link timeVariables} but only those the expression references. Undefined when the
+ * event lacks one (or has it with another type), which is a mismatch decided without evaluating
+ * and without the cost of an exception.
+ */
+export function variablesFor(expr: TimexExpression): (event: Event) => TimexVariables | undefined {
+  const names = [...expr.variables].filter((n) => n !== 'timestamp');
+  const getters = names.map((n) => (e: Event) => (Object.hasOwn(e.traits, n) ? e.traits[n] : undefined));
+  const n = names.length;
+  return (event) => {
+    const vars: Record<string, Instant> = { timestamp: event.timestamp };
+    for (let i = 0; i < n; i++) {
+      const t = (getters[i] as (e: Event) => TraitValue | undefined)(event);
+      if (t === undefined || t.type !== 'datetime') return undefined;
+      vars[names[i] as string] = t.value;
+    }
+    return vars;
+  };
 }
 
 /**
@@ -106,11 +127,22 @@ export function compileCriterion(node: YNode, ctx: CompileContext, where: string
         );
         continue;
       }
+      const glob = item.value.startsWith('!') ? item.value.slice(1) : item.value;
+      const bad = globError(glob);
+      if (bad !== undefined) {
+        ctx.problems.error(
+          ctx.file,
+          item.pos,
+          `${where}: invalid event_type glob ${JSON.stringify(item.value)}: ${bad}`,
+        );
+        continue;
+      }
       if (item.value.startsWith('!')) excluded.push(item.value.slice(1));
       else included.push(item.value);
     }
     if (included.length === 0) included.push('*');
   }
+  if (ctx.problems.errors.length > errorsBefore) return undefined;
   const isIncluded = compileGlobs(included);
   const isExcluded = compileGlobs(excluded);
 
@@ -175,13 +207,16 @@ export function compileCriterion(node: YNode, ctx: CompileContext, where: string
 
   const matchesType = excluded.length === 0 ? isIncluded : (s: string) => isIncluded(s) && !isExcluded(s);
   const isEvalError = ctx.isEvalError;
+  const timestampVars = timestamp === undefined ? undefined : variablesFor(timestamp);
   const inTime =
     timestamp === undefined
       ? undefined
       : (event: Event): boolean => {
+          const vars = timestampVars?.(event);
+          if (vars === undefined) return false;
           let value: TimexValue;
           try {
-            value = (timestamp as TimexExpression).evaluate(timeVariables(event), event.timestamp);
+            value = (timestamp as TimexExpression).evaluate(vars, event.timestamp);
           } catch (err) {
             // The event lacks a trait the expression refers to: not a match (as in the reference).
             if (isEvalError(err)) return false;
@@ -379,13 +414,16 @@ function numericTest(name: string, op: '=' | '>' | '<', want: number): TraitTest
 }
 
 function timeTest(name: string, expr: TimexExpression, isEvalError: (err: unknown) => boolean): TraitTest {
+  const varsOf = variablesFor(expr);
   const get = fieldGetter(name);
   return (e) => {
     const t = get(e);
     if (t === undefined || t.type !== 'datetime') return false;
+    const vars = varsOf(e);
+    if (vars === undefined) return false;
     let range: TimexValue;
     try {
-      range = expr.evaluate(timeVariables(e), e.timestamp);
+      range = expr.evaluate(vars, e.timestamp);
     } catch (err) {
       if (isEvalError(err)) return false;
       throw err;

@@ -22,7 +22,7 @@ import {
   compileTimex,
   fieldGetter,
 } from './criteria.js';
-import { compareCodeUnits, keyOf } from './key.js';
+import { keyEncoder } from './key.js';
 import type { DistinguishingValue, TriggerDefinition, TriggerMatch } from './types.js';
 
 const TRIGGER_KEYS = [
@@ -382,7 +382,7 @@ interface TriggerParts {
 function makeTrigger(p: TriggerParts): CompiledTrigger {
   const dist = p.distinguishedBy;
   const names = dist.map((d) => d.name);
-  const sortedNames = [...names].sort(compareCodeUnits);
+  const encodeKey = keyEncoder(names);
   const criteria = p.matchCriteria;
   const nCriteria = criteria.length;
   const nDist = dist.length;
@@ -432,7 +432,7 @@ function makeTrigger(p: TriggerParts): CompiledTrigger {
           ? { type: 'range', begin: t.begin, end: t.end }
           : { type: 'datetime', value: t.at };
     }
-    return { matched: true, distinguishing: values, key: keyOf(sortedNames, values) };
+    return { matched: true, distinguishing: values, key: encodeKey(values) };
   };
 
   const expirationOf = (first: Instant, last: Instant, now: Instant): Instant => {

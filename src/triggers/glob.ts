@@ -4,6 +4,16 @@
  * `[a-z]` a set, `[!abc]` its complement; case-sensitive; a `[` without a closing `]` is literal.
  */
 
+/** Why a glob cannot be used (e.g. a reversed range `[z-a]`), or undefined when it is valid. */
+export function globError(glob: string): string | undefined {
+  try {
+    new RegExp(`^(?:${globToRegExpSource(glob)})$`);
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message.replace(/^Invalid regular expression: /, '') : String(err);
+  }
+}
+
 /** A compiled set of globs: true when the string matches any of them. */
 export type GlobMatcher = (s: string) => boolean;
 
@@ -49,7 +59,8 @@ export function globToRegExpSource(glob: string): string {
 }
 
 /**
- * Compiles globs into one matcher. Literal patterns go in a Set (one hash lookup), a bare `*`
+ * Compiles globs into one matcher (check them with {@link globError} first: an invalid one
+ * makes this throw). Literal patterns go in a Set (one hash lookup), a bare `*`
  * short-circuits, and the rest share a single RegExp, so the hot path costs at most one lookup
  * and one regex test however many patterns a criterion lists.
  */
@@ -57,19 +68,40 @@ export function compileGlobs(globs: readonly string[]): GlobMatcher {
   if (globs.length === 0) return () => false;
   if (globs.some((g) => /^\*+$/.test(g))) return () => true;
   const literals = new Set<string>();
+  const prefixes = new Set<string>();
   const patterns: string[] = [];
   for (const g of globs) {
-    if (META.test(g)) patterns.push(globToRegExpSource(g));
+    const prefix = /^([^*?[]+)\*+$/.exec(g);
+    if (prefix) prefixes.add(prefix[1] as string);
+    else if (META.test(g)) patterns.push(globToRegExpSource(g));
     else literals.add(g);
   }
-  if (patterns.length === 0) {
-    if (literals.size === 1) {
-      const only = literals.values().next().value as string;
-      return (s) => s === only;
-    }
-    return (s) => literals.has(s);
+  const tests: GlobMatcher[] = [];
+  if (literals.size === 1) {
+    const only = literals.values().next().value as string;
+    tests.push((s) => s === only);
+  } else if (literals.size > 1) {
+    tests.push((s) => literals.has(s));
   }
-  const re = new RegExp(`^(?:${patterns.join('|')})$`);
-  if (literals.size === 0) return (s) => re.test(s);
-  return (s) => literals.has(s) || re.test(s);
+  // `compute.instance.*` is by far the most common shape: a startsWith beats a RegExp.
+  const pre = [...prefixes];
+  if (pre.length === 1) {
+    const only = pre[0] as string;
+    tests.push((s) => s.startsWith(only));
+  } else if (pre.length > 1) {
+    tests.push((s) => {
+      for (let i = 0; i < pre.length; i++) if (s.startsWith(pre[i] as string)) return true;
+      return false;
+    });
+  }
+  if (patterns.length > 0) {
+    const re = new RegExp(`^(?:${patterns.join('|')})$`);
+    tests.push((s) => re.test(s));
+  }
+  if (tests.length === 1) return tests[0] as GlobMatcher;
+  if (tests.length === 2) {
+    const [a, b] = tests as [GlobMatcher, GlobMatcher];
+    return (s) => a(s) || b(s);
+  }
+  return (s) => tests.some((t) => t(s));
 }

@@ -21,7 +21,7 @@
  * {@link parseKey} gives the values back.
  */
 import { InputError } from '../errors.js';
-import { formatInstant, parseDatetime } from '../timex/instant.js';
+import { parseDatetime } from '../timex/instant.js';
 import type { DistinguishingValue, DistinguishingValues } from './types.js';
 
 /** The canonical text of one number: the shortest round-trip form, with -0 folded into 0. */
@@ -29,20 +29,54 @@ function numberText(n: number): string {
   return Object.is(n, -0) ? '0' : String(n);
 }
 
+const US_PER_DAY = 86_400_000_000;
+const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+
+/**
+ * `formatInstant` without a Date: the same `YYYY-MM-DDTHH:MM:SS.ffffffZ` text, computed with
+ * integer arithmetic (days → civil date after H. Hinnant's `civil_from_days`), because keys are
+ * built for every matched event and Date-based formatting dominated that cost.
+ */
+export function isoInstant(t: number): string {
+  const days = Math.floor(t / US_PER_DAY);
+  let rem = t - days * US_PER_DAY;
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365,
+  );
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const hour = Math.floor(rem / 3_600_000_000);
+  rem -= hour * 3_600_000_000;
+  const minute = Math.floor(rem / 60_000_000);
+  rem -= minute * 60_000_000;
+  const second = Math.floor(rem / 1_000_000);
+  const micro = rem - second * 1_000_000;
+  return `${String(year).padStart(4, '0')}-${pad2(month)}-${pad2(day)}T${pad2(hour)}:${pad2(minute)}:${pad2(second)}.${String(micro).padStart(6, '0')}Z`;
+}
+
 /** Encodes one `[name, tag, …]` entry. */
 export function keyEntry(name: string, v: DistinguishingValue): string {
-  const n = JSON.stringify(name);
+  return entryText(JSON.stringify(name), v, isoInstant);
+}
+
+function entryText(quotedName: string, v: DistinguishingValue, iso: (t: number) => string): string {
   switch (v.type) {
     case 'text':
-      return `[${n},"t",${JSON.stringify(v.value)}]`;
+      return `[${quotedName},"t",${JSON.stringify(v.value)}]`;
     case 'int':
-      return `[${n},"i","${numberText(v.value)}"]`;
+      return `[${quotedName},"i","${numberText(v.value)}"]`;
     case 'float':
-      return `[${n},"f","${numberText(v.value)}"]`;
+      return `[${quotedName},"f","${numberText(v.value)}"]`;
     case 'datetime':
-      return `[${n},"d","${formatInstant(v.value)}"]`;
+      return `[${quotedName},"d","${iso(v.value)}"]`;
     case 'range':
-      return `[${n},"r","${formatInstant(v.begin)}","${formatInstant(v.end)}"]`;
+      return `[${quotedName},"r","${iso(v.begin)}","${iso(v.end)}"]`;
   }
 }
 
@@ -51,10 +85,7 @@ export function distinguishingKey(values: DistinguishingValues): string {
   return keyOf(Object.keys(values).sort(compareCodeUnits), values);
 }
 
-/**
- * The key of `values` whose names are already sorted with {@link compareCodeUnits}: what a
- * compiled trigger calls per event, having sorted its distinguished_by once at load.
- */
+/** The key of `values` whose names are already sorted with {@link compareCodeUnits}. */
 export function keyOf(sortedNames: readonly string[], values: DistinguishingValues): string {
   let out = '[';
   for (let i = 0; i < sortedNames.length; i++) {
@@ -65,6 +96,48 @@ export function keyOf(sortedNames: readonly string[], values: DistinguishingValu
   return `${out}]`;
 }
 
+/**
+ * A key builder for one trigger: names sorted and quoted once, and the last few datetimes
+ * formatted remembered (consecutive events of a stream share their `day` range), so building the
+ * key of a matched event is mostly string concatenation. Same output as {@link keyOf}.
+ */
+export function keyEncoder(names: readonly string[]): (values: DistinguishingValues) => string {
+  const sorted = [...names].sort(compareCodeUnits);
+  const quoted = sorted.map((n) => JSON.stringify(n));
+  const n = sorted.length;
+  // Per entry, the last instant(s) formatted and their text: a stream's events share their
+  // range, and each encoder owns its cache, so nothing is shared between triggers or tests.
+  const lastA: number[] = new Array(n).fill(Number.NaN);
+  const textA: string[] = new Array(n).fill('');
+  const lastB: number[] = new Array(n).fill(Number.NaN);
+  const textB: string[] = new Array(n).fill('');
+  const isoA = (i: number, t: number): string => {
+    if (lastA[i] !== t) {
+      lastA[i] = t;
+      textA[i] = isoInstant(t);
+    }
+    return textA[i] as string;
+  };
+  const isoB = (i: number, t: number): string => {
+    if (lastB[i] !== t) {
+      lastB[i] = t;
+      textB[i] = isoInstant(t);
+    }
+    return textB[i] as string;
+  };
+  return (values) => {
+    let out = '[';
+    for (let i = 0; i < n; i++) {
+      if (i > 0) out += ',';
+      const q = quoted[i] as string;
+      const v = values[sorted[i] as string] as DistinguishingValue;
+      if (v.type === 'range') out += `[${q},"r","${isoA(i, v.begin)}","${isoB(i, v.end)}"]`;
+      else if (v.type === 'datetime') out += `[${q},"d","${isoA(i, v.value)}"]`;
+      else out += entryText(q, v, isoInstant);
+    }
+    return `${out}]`;
+  };
+}
 /** Plain `<` on strings compares UTF-16 code units, which is locale-independent and stable. */
 export function compareCodeUnits(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Criterion } from '../../../src/triggers/criteria.js';
-import { criterion, ev, messages } from './helpers.js';
+import fc from 'fast-check';
+import { parseTimex, TimexEvalError } from '../../../src/timex/index.js';
+import { type Criterion, timeVariables, timexContains } from '../../../src/triggers/criteria.js';
+import { at, criterion, ev, messages } from './helpers.js';
 
 function ok(def: unknown): Criterion {
   const { c, problems } = criterion(def);
@@ -258,6 +260,7 @@ describe('criteria (reference TestCriteria)', () => {
     );
     rejects({ map_distinguished_by: ['x'] }, /map_distinguished_by must be a mapping/);
     rejects({ event_type: [1] }, /event_type must be a glob/);
+    rejects({ event_type: ['compute.[z-a]'] }, /invalid event_type glob "compute\.\[z-a\]"/);
   });
 
   test('unknown keys: a typo is an error, anything else a warning', () => {
@@ -265,5 +268,34 @@ describe('criteria (reference TestCriteria)', () => {
     const { c, problems } = criterion({ comment: 'why this exists' });
     assert.ok(c);
     assert.match(problems.warnings[0]?.message ?? '', /unknown key 'comment' is ignored/);
+  });
+
+  test('evaluating with only the referenced variables equals evaluating with all datetime traits (reference)', () => {
+    const exprs = ['day($a)', '$a + 1d', '$a to $b', 'day', 'month($b) + 3d', '$timestamp - 2h'];
+    const dt = fc.integer({ min: at('2014-01-01 00:00:00'), max: at('2014-12-31 00:00:00') });
+    const traitValue = fc.oneof(
+      dt.map((v) => ({ type: 'datetime' as const, value: v })),
+      fc.string().map((v) => ({ type: 'text' as const, value: v })),
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...exprs),
+        fc.record({ a: traitValue, b: traitValue }, { requiredKeys: [] }),
+        dt,
+        (source, traits, ts) => {
+          const c = ok({ timestamp: source });
+          const e = { message_id: 'm', event_type: 'x', timestamp: ts, traits };
+          let expected: boolean;
+          try {
+            expected = timexContains(parseTimex(source).evaluate(timeVariables(e), ts), ts);
+          } catch (err) {
+            if (!(err instanceof TimexEvalError)) throw err;
+            expected = false;
+          }
+          assert.equal(c.matches(e), expected);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { compileGlobs } from '../../../src/triggers/glob.js';
+import { compileGlobs, globError, globToRegExpSource } from '../../../src/triggers/glob.js';
 
 const m = (globs: string[], s: string) => compileGlobs(globs)(s);
 
@@ -25,6 +25,11 @@ describe('event_type globs (Python fnmatch on POSIX)', () => {
     assert.equal(m(['v[]]'], 'v]'), true);
     assert.equal(m(['v[^]'], 'v^'), true);
     assert.equal(m(['a[b'], 'a[b'), true);
+  });
+
+  test('a reversed range is reported, not thrown at match time', () => {
+    assert.match(globError('v[z-a]') ?? '', /range/i);
+    assert.equal(globError('v[a-z]'), undefined);
   });
 
   test('case-sensitive, anchored, regex characters literal', () => {
@@ -62,6 +67,25 @@ describe('event_type globs (Python fnmatch on POSIX)', () => {
         assert.equal(m([`${prefix}*`], prefix + rest), true);
         assert.equal(m([`${prefix}*`], rest), rest.startsWith(prefix));
       }),
+    );
+  });
+
+  test('the optimised matcher agrees with one plain RegExp per glob', () => {
+    const glob = fc.stringMatching(/^[ab.*?[\]!-]{0,6}$/);
+    const input = fc.stringMatching(/^[ab.\]!-]{0,6}$/);
+    fc.assert(
+      fc.property(
+        fc.array(
+          glob.filter((g) => globError(g) === undefined),
+          { maxLength: 4 },
+        ),
+        input,
+        (globs, s) => {
+          const naive = globs.some((g) => new RegExp(`^(?:${globToRegExpSource(g)})$`).test(s));
+          assert.equal(compileGlobs(globs)(s), naive, JSON.stringify({ globs, s }));
+        },
+      ),
+      { numRuns: 2000 },
     );
   });
 });
