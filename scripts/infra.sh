@@ -377,7 +377,7 @@ require_pg_user() {
   mkdir -p "$PG_DIR"
   chown postgres: "$PG_DIR"
   runuser -u postgres -- test -w "$PG_DIR" ||
-    die "the 'postgres' user cannot write $PG_DIR (a parent directory is not searchable by other users?): make the checkout readable, or set DATABASE_URL"
+    die "the 'postgres' user cannot write $PG_DIR: a parent directory is probably not searchable by other users (chmod o+x it), or set DATABASE_URL"
 }
 
 pg_running_pid() {
@@ -506,15 +506,31 @@ lock() {
   flock -w 300 9 || die "another scripts/infra.sh is still running (lock $INFRA_DIR/.lock held for 5 minutes)"
 }
 
+# Everything that can be checked without starting a service, so a missing tool or a taken port is reported
+# in seconds, before anything has been started.
+preflight() {
+  if [[ -z "${KAFKA_BROKERS:-}" ]]; then
+    require_java
+    if [[ -z "$(kafka_pid)" ]]; then
+      require_port_free "$KAFKA_PORT" "Kafka's client listener" INFRA_KAFKA_PORT
+      require_port_free "$KAFKA_CONTROLLER_PORT" "Kafka's controller listener" INFRA_KAFKA_CONTROLLER_PORT
+    fi
+  fi
+  if [[ -z "${DATABASE_URL:-}" ]]; then
+    find_pg_bin
+    require_pg_user
+    [[ -n "$(pg_running_pid)" ]] || require_port_free "$PG_PORT" "PostgreSQL" INFRA_PG_PORT
+  fi
+  [[ -n "${KAFKA_BROKERS:-}" ]] || ensure_kafka_jars
+}
+
 cmd_up() {
   local started
   started=$(now_ms)
   require_node_modules
   lock
   rm -f "$INFRA_DIR/env"
-  # Check every prerequisite before starting anything, so a missing tool costs seconds, not a broker start.
-  [[ -n "${KAFKA_BROKERS:-}" ]] || require_java
-  [[ -n "${DATABASE_URL:-}" ]] || find_pg_bin
+  preflight
   pg_up
   kafka_up
   write_env

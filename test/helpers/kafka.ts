@@ -8,8 +8,10 @@ import type { Admin, Consumer, EachMessagePayload, Kafka } from '../../src/kafka
 import { kafkaBrokers, type TestScope, uniqueName } from './integration.js';
 
 /**
- * A kafkajs client for the cluster under test. Retries are few and short so a missing broker fails a test
- * within seconds; set KAFKA_TEST_LOG_LEVEL=info to see kafkajs' own logs while debugging.
+ * A kafkajs client for the cluster under test. The retry budget (about 15 s) outlasts a fresh broker's
+ * first-use hiccups (NOT_COORDINATOR while __consumer_offsets and __transaction_state are being created)
+ * yet fails a test well within its timeout when no broker answers. Set KAFKA_TEST_LOG_LEVEL=info to see
+ * kafkajs' own logs while debugging.
  */
 export function testKafka(clientId: string): Kafka {
   return createKafka({
@@ -18,7 +20,7 @@ export function testKafka(clientId: string): Kafka {
     logLevel: (process.env.KAFKA_TEST_LOG_LEVEL as KafkaLogLevel | undefined) ?? 'nothing',
     connectionTimeoutMs: 3000,
     requestTimeoutMs: 15000,
-    retry: { retries: 4, initialRetryTime: 200, maxRetryTime: 2000 },
+    retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 3000 },
   });
 }
 
