@@ -26,14 +26,21 @@ export type TriggerMatch =
       /**
        * Canonical, deterministic string of `distinguishing` (same values → same string in every
        * process and version). Streams are keyed and Kafka-partitioned by trigger name + this key.
+       * Format (see key.ts, `parseKey` reads it back): a JSON array of `[trait, tag, value…]`
+       * sorted by trait name, e.g. `[["instance_id","t","abc"],["timestamp","r","2014-08-01T00:00:00.000000Z","2014-08-02T00:00:00.000000Z"]]`.
        */
       readonly key: string;
     }
   | { readonly matched: false; readonly reason: MismatchReason };
 
-/** A compiled fire criterion: the stream is ready when each criterion has matched `number` events. */
+/**
+ * A compiled fire criterion: the stream is ready when each criterion has matched `number` events.
+ * An empty list of fire criteria is met at once (as the reference's `should_fire`).
+ */
 export interface FireCriterion {
+  /** At least 1. */
   readonly number: number;
+  /** Pure and allocation-light; never throws for any event. */
   matches(event: Event): boolean;
 }
 
@@ -48,8 +55,16 @@ export interface TriggerDefinition {
   /** Trait names of distinguished_by, in order. */
   readonly distinguishedBy: readonly string[];
   readonly fireCriteria: readonly FireCriterion[];
-  /** Whether the event joins this trigger (any match criterion, all distinguishing traits present). */
+  /**
+   * Whether the event joins this trigger (any match criterion, all distinguishing traits present).
+   * Pure and deterministic; never throws for any event. `now` is only used by an expression that
+   * would read `$timestamp` without it being set, which the loader's checks make impossible today.
+   */
   match(event: Event, now: Instant): TriggerMatch;
-  /** The expiration time of a stream with these first/last event timestamps. */
+  /**
+   * The expiration time of a stream with these first/last event timestamps (`$timestamp` is
+   * `now`); a range means its beginning, as in the reference. Throws a `TimexEvalError` only when
+   * the arithmetic leaves the supported years (1700–2200).
+   */
   expiration(first: Instant, last: Instant, now: Instant): Instant;
 }
