@@ -100,6 +100,12 @@ export const INSTANCE_PLACEHOLDERS = [
  * Nova sends `''` for a launch time not set yet; those empty strings stay as they are.
  */
 const INSTANCE_PAYLOAD_FIELDS: ReadonlySet<string> = new Set([
+  // The anonymised captures sometimes hold a random id where the instance's own belongs.
+  'tenant_id',
+  'user_id',
+  'display_name',
+  'hostname',
+  'reservation_id',
   'launched_at',
   'created_at',
   'instance_type_id',
