@@ -9,6 +9,8 @@ export {
   type LoadConfigOptions,
   loadConfig,
   type ModuleRef,
+  PYTHON_TRAIT_PLUGIN_ALIASES,
+  type TraitPluginRef,
   triggerContext,
   type WinchesterConfig,
 } from './load.js';

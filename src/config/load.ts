@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { type Distiller, loadDistiller } from '../distill/index.js';
+import { builtinPlugins, type Distiller, loadDistiller, type TraitPluginFactory } from '../distill/index.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import {
   buildHandlerRegistry,
@@ -32,6 +32,17 @@ export interface ModuleRef {
   readonly path: string;
   readonly exportName: string;
 }
+
+/** A distiller trait plugin of winchester.yaml: a JS module, or a built-in named by its Python path. */
+export type TraitPluginRef =
+  | ({ readonly kind: 'module' } & ModuleRef)
+  | { readonly kind: 'builtin'; readonly name: 'split' | 'bitfield' };
+
+/** The stackdistiller class paths of the built-in plugins, so existing winchester.yaml files load. */
+export const PYTHON_TRAIT_PLUGIN_ALIASES: Readonly<Record<string, 'split' | 'bitfield'>> = Object.freeze({
+  'stackdistiller.trait_plugins:SplitterTraitPlugin': 'split',
+  'stackdistiller.trait_plugins:BitfieldTraitPlugin': 'bitfield',
+});
 
 export interface LoadConfigOptions {
   /** Environment variables for overrides (default: none; the CLI passes process.env). */
@@ -59,7 +70,7 @@ export interface WinchesterConfig {
   /** Handler name → implementation (built-ins plus pipeline_handlers). */
   readonly handlers: ReadonlyMap<string, HandlerRef>;
   /** distiller_trait_plugins, resolved. */
-  readonly traitPlugins: ReadonlyMap<string, ModuleRef>;
+  readonly traitPlugins: ReadonlyMap<string, TraitPluginRef>;
   /** The distiller built from distiller_config; null when there is none. */
   readonly distiller: Distiller | null;
   /** Number of event definitions the distiller searches (with the catch-all, if added); 0 without one. */
@@ -142,17 +153,26 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
     find,
     baseDir,
   });
-  const traitPlugins = new Map<string, ModuleRef>();
+  const traitPlugins = new Map<string, TraitPluginRef>();
   for (const [name, spec] of Object.entries(settings.distiller_trait_plugins)) {
+    const builtin = PYTHON_TRAIT_PLUGIN_ALIASES[spec.trim()];
+    if (builtin !== undefined) {
+      traitPlugins.set(name, Object.freeze({ kind: 'builtin', name: builtin }));
+      continue;
+    }
     const ref = resolveModuleSpec(spec, find, baseDir);
-    if ('error' in ref)
+    if ('error' in ref) {
       problems.error(
         mainName,
         posOf('distiller_trait_plugins', name),
         `distiller_trait_plugins.${name}: ${ref.error}`,
       );
-    else
-      traitPlugins.set(name, Object.freeze({ spec: ref.spec, path: ref.path, exportName: ref.exportName }));
+    } else {
+      traitPlugins.set(
+        name,
+        Object.freeze({ kind: 'module', spec: ref.spec, path: ref.path, exportName: ref.exportName }),
+      );
+    }
   }
 
   // Other cross-field checks.
@@ -225,11 +245,16 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
     const rename = (p: ConfigProblem): ConfigProblem =>
       p.file === distillerFile ? { ...p, file: shown } : p;
     const pluginModules: Record<string, string> = {};
-    for (const [name, ref] of traitPlugins) pluginModules[name] = `${ref.path}#${ref.exportName}`;
+    const plugins: Record<string, TraitPluginFactory> = {};
+    for (const [name, ref] of traitPlugins) {
+      if (ref.kind === 'module') pluginModules[name] = `${ref.path}#${ref.exportName}`;
+      else plugins[name] = builtinPlugins[ref.name] as TraitPluginFactory;
+    }
     try {
       distiller = await loadDistiller(distillerFile, {
         catchAll: settings.catch_all_notifications,
         pluginModules,
+        plugins,
       });
       problems.warnings.push(...distiller.warnings.map(rename));
     } catch (err) {

@@ -107,7 +107,8 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
   ),
   distiller_trait_plugins: strMap(
     'Trait plugin name → JS module and export (`./plugins/mine.js#MyPlugin`), in addition to the built-in ' +
-      '`split` and `bitfield`.',
+      '`split` and `bitfield` (also accepted under their stackdistiller class paths ' +
+      '`stackdistiller.trait_plugins:SplitterTraitPlugin` / `:BitfieldTraitPlugin`).',
   ),
   catch_all_notifications: bool(
     false,

@@ -211,4 +211,44 @@ describe('loadConfig', () => {
       ],
     );
   });
+
+  test('trait plugins: JS modules found along config_path, and the stackdistiller class paths of the built-ins', async () => {
+    const dir = tree({
+      'winchester.yaml': [
+        'config_path: plugins',
+        'distiller_config: defs.yaml',
+        'distiller_trait_plugins:',
+        '  upper: ./upper.js#Upper',
+        '  cut: stackdistiller.trait_plugins:SplitterTraitPlugin',
+        '',
+      ].join('\n'),
+      'plugins/upper.js':
+        'export function Upper() { return { traitValue: (m) => (m.length ? String(m[0][1]).toUpperCase() : null) }; }\n',
+      'defs.yaml': [
+        '- event_type: compute.*',
+        '  traits:',
+        '    host:',
+        '      fields: publisher_id',
+        '      plugin: upper',
+        '    service:',
+        '      fields: publisher_id',
+        '      plugin: cut',
+        '',
+      ].join('\n'),
+    });
+    const c = await loadConfig('winchester.yaml', { cwd: dir, env: {} });
+    assert.deepEqual(c.traitPlugins.get('cut'), { kind: 'builtin', name: 'split' });
+    assert.equal(c.traitPlugins.get('upper')?.kind, 'module');
+    assert.equal(c.eventDefinitionCount, 1);
+    const r = c.distiller?.distill({
+      event_type: 'compute.x',
+      message_id: 'm1',
+      timestamp: '2015-01-01 00:00:00',
+      publisher_id: 'compute.host1',
+      payload: {},
+    });
+    assert.ok(r?.ok);
+    assert.deepEqual(r.event.traits.host, { type: 'text', value: 'COMPUTE.HOST1' });
+    assert.deepEqual(r.event.traits.service, { type: 'text', value: 'compute' });
+  });
 });
