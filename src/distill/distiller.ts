@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import type { Event, TraitValue } from '../model/event.js';
-import { DatetimeError, type Instant, nowInstant, parseDatetime } from '../timex/instant.js';
+import { DatetimeError, type Instant, nowInstant } from '../timex/instant.js';
+import { parseNotificationDatetime } from './datetime.js';
 import {
   type CompiledDefinition,
   type CompiledTrait,
@@ -111,7 +112,7 @@ function convert(trait: CompiledTrait, v: unknown): TraitValue | undefined {
       return v === '' ? undefined : { type: 'float', value: pyFloat(v) };
     case 'datetime':
       if (v === '') return undefined;
-      if (typeof v === 'string') return { type: 'datetime', value: parseDatetime(v) };
+      if (typeof v === 'string') return { type: 'datetime', value: parseNotificationDatetime(v) };
       if (v instanceof Date && !Number.isNaN(v.getTime()))
         return { type: 'datetime', value: v.getTime() * 1000 };
       throw new ConversionError(`not a datetime string: ${clip(pyStr(v), 60)}`);
@@ -212,7 +213,7 @@ export class Distiller {
       );
     } else {
       try {
-        timestamp = parseDatetime(when);
+        timestamp = parseNotificationDatetime(when);
       } catch (err) {
         return malformed('bad_timestamp', `${(err as Error).message} (message ${messageId})`);
       }

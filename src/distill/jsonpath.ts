@@ -404,15 +404,28 @@ function plainKeys(ast: Ast): string[] | undefined {
   return undefined;
 }
 
-function getKeys(root: unknown, keys: readonly string[]): unknown {
-  let v = root;
-  for (let i = 0; i < keys.length; i++) {
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
-    const k = keys[i]!;
-    if (!Object.hasOwn(v, k)) return undefined;
-    v = (v as Record<string, unknown>)[k];
+// Keys that an object can answer without owning them (Object.prototype members) and keys a JSON
+// array answers ("length", indexes): only these need the slower own-property / not-an-array checks,
+// which the reference gets for free from Python's dict lookup.
+const PROTOTYPE_KEYS = new Set(Object.getOwnPropertyNames(Object.prototype));
+const ARRAY_KEY = /^(?:length|\d+)$/;
+
+/**
+ * Compiles a chain of plain keys into a getter with the keys as constants. This is the hot path:
+ * V8 handles a constant property name much faster than a key read from an array, and the code is
+ * generated only from JSON-quoted key strings.
+ */
+function compileGetter(keys: readonly string[]): (root: unknown) => unknown {
+  let body = 'let v = root;\n';
+  for (const k of keys) {
+    const q = JSON.stringify(k);
+    body += "if (typeof v !== 'object' || v === null) return undefined;\n";
+    if (ARRAY_KEY.test(k)) body += 'if (Array.isArray(v)) return undefined;\n';
+    if (PROTOTYPE_KEYS.has(k)) body += `if (!Object.hasOwn(v, ${q})) return undefined;\n`;
+    body += `v = v[${q}];\n`;
   }
-  return v;
+  body += 'return v;';
+  return new Function('root', body) as (root: unknown) => unknown;
 }
 
 /**
@@ -425,18 +438,33 @@ export function compileFields(paths: readonly string[]): FieldSelector {
   if (chains.every((c) => c !== undefined)) {
     const keyChains = chains as string[][];
     const names = keyChains.map((c) => c.join('.'));
+    const getters = keyChains.map(compileGetter);
+    if (getters.length === 1) {
+      const get = getters[0]!;
+      const name = names[0]!;
+      return {
+        first: (root) => {
+          const v = get(root);
+          return v === null ? undefined : v;
+        },
+        matches: (root) => {
+          const v = get(root);
+          return v === null || v === undefined ? [] : [[name, v]];
+        },
+      };
+    }
     return {
       first(root) {
-        for (const chain of keyChains) {
-          const v = getKeys(root, chain);
+        for (let i = 0; i < getters.length; i++) {
+          const v = getters[i]!(root);
           if (v !== null && v !== undefined) return v;
         }
         return undefined;
       },
       matches(root) {
         const out: FieldMatch[] = [];
-        for (let i = 0; i < keyChains.length; i++) {
-          const v = getKeys(root, keyChains[i]!);
+        for (let i = 0; i < getters.length; i++) {
+          const v = getters[i]!(root);
           if (v !== null && v !== undefined) out.push([names[i]!, v]);
         }
         return out;

@@ -56,6 +56,26 @@ describe('eventToJson', () => {
     assert.throws(() => formatFloat(Number.NaN), RangeError);
     assert.throws(() => eventToJson(ev({ x: int(1.5) })), RangeError);
   });
+  test('strings are escaped exactly as JSON.stringify does, lone surrogates included (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary' }),
+        fc.string({ unit: 'binary', minLength: 1 }),
+        (value, name) => {
+          fc.pre(!['message_id', 'event_type', 'timestamp'].includes(name));
+          const line = eventToJson({
+            message_id: value || 'm',
+            event_type: 't',
+            timestamp: T,
+            traits: { [name]: text(value) },
+          });
+          assert.ok(line.includes(`${JSON.stringify(name)}:${JSON.stringify(value)}`));
+          assert.equal(JSON.parse(line)[name], value);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
   test('envelope names are never written as traits', () => {
     assert.equal(
       JSON.parse(eventToJson(ev({ timestamp: text('x') }))).timestamp,
