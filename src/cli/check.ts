@@ -58,7 +58,7 @@ export const checkCommand: Command = {
       const lines = err.problems.map(formatProblem);
       await write(
         io.stderr,
-        `${lines.join('\n')}\nwinchester: invalid configuration: ${plural(lines.length, 'problem')}\n`,
+        `${lines.join('\n')}\nwinchester: invalid configuration: ${lines.length} problem${lines.length === 1 ? '' : 's'}\n`,
       );
       return 2;
     }

@@ -19,7 +19,7 @@ import {
 } from '../pipeline/definitions.js';
 import { TimexEvalError } from '../timex/errors.js';
 import { parseTimex } from '../timex/index.js';
-import type { CompileContext } from '../triggers/criteria.js';
+import { type CompileContext, compileTimex } from '../triggers/criteria.js';
 import { type CompiledTrigger, compileTriggers } from '../triggers/definition.js';
 import { type Pos, Problems, sortProblems } from './problems.js';
 import type { Settings } from './schema.js';
@@ -102,7 +102,7 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
   const text = await readText(configFile);
   if (typeof text !== 'string') throw new ConfigError([{ file: mainName, message: text.error }]);
   const { root } = parseYaml(text, mainName, problems);
-  const { settings } = readSettings(root, mainName, env, problems);
+  const { settings, fromEnv } = readSettings(root, mainName, env, problems);
   const posOf = (...keys: string[]): Pos | undefined => nodeAt(root, keys)?.pos;
   // Where a key is written (for problems about a whole section, the section's own line).
   const keyPosOf = (...keys: string[]): Pos | undefined => {
@@ -176,16 +176,18 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
   }
 
   // Other cross-field checks.
-  const trimAge = settings.trim_events_age;
-  try {
-    parseTimex(trimAge);
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    problems.error(
-      mainName,
-      posOf('trim_events_age'),
-      `trim_events_age: invalid time expression ${JSON.stringify(trimAge)}: ${message}`,
-    );
+  // trim_events_age is a timex: from the file, point at the character; from the environment, name it.
+  const trimEnv = fromEnv.get('trim_events_age');
+  const trimNode = nodeAt(root, ['trim_events_age']);
+  if (trimEnv === undefined && trimNode !== undefined) {
+    compileTimex(trimNode, triggerContext(mainName, problems), 'trim_events_age');
+  } else {
+    try {
+      parseTimex(settings.trim_events_age);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      problems.error(ENV_SOURCE, undefined, `${trimEnv}: invalid time expression: ${message}`);
+    }
   }
   const sasl = settings.kafka.sasl;
   if (sasl.mechanism !== 'none' && (sasl.username === null || sasl.password === null)) {
