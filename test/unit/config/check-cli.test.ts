@@ -68,6 +68,15 @@ describe('winchester check', () => {
       r.stderrLines()[0],
       '(environment): WINCHESTER_METRICS_PORT: expected a whole number, got "ninety"',
     );
+    const timex = await runCli(['check', '-c', 'etc/winchester.yaml'], {
+      cwd: root,
+      env: { WINCHESTER_TRIM_EVENTS_AGE: '$timestamp -' },
+    });
+    assert.equal(timex.code, 2);
+    assert.match(
+      timex.stderrLines()[0] ?? '',
+      /^\(environment\): WINCHESTER_TRIM_EVENTS_AGE: invalid time expression: /,
+    );
   });
 
   test('warnings go to stderr and pass, unless --strict; --quiet hides them', async () => {
