@@ -74,7 +74,7 @@ class LiveStream {
   has(messageId: string): boolean {
     const ids = this.ids;
     if (typeof ids === 'string') return ids === messageId;
-    return ids !== null && ids.has(messageId);
+    return ids?.has(messageId) === true;
   }
 
   remember(messageId: string): void {
