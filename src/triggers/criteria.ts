@@ -142,7 +142,6 @@ export function compileCriterion(node: YNode, ctx: CompileContext, where: string
     }
     if (included.length === 0) included.push('*');
   }
-  if (ctx.problems.errors.length > errorsBefore) return undefined;
   const isIncluded = compileGlobs(included);
   const isExcluded = compileGlobs(excluded);
 
