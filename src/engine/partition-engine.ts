@@ -205,10 +205,14 @@ export class PartitionEngine {
     };
   }
 
-  /** The persisted form of one live stream, or undefined if no such stream is live. */
-  exportStream(id: StreamId): StreamRow | undefined {
-    for (const s of this.timers.values()) if (s.id === id) return this.rowOf(s);
-    return undefined;
+  /**
+   * The persisted form of the given live streams (e.g. those changed since the last checkpoint),
+   * by ascending sequence; ids of streams no longer live are skipped. One pass over the live set.
+   */
+  exportStreams(ids: ReadonlySet<StreamId>): StreamRow[] {
+    const out: LiveStream[] = [];
+    for (const s of this.timers.values()) if (ids.has(s.id)) out.push(s);
+    return out.sort((a, b) => a.seq - b.seq).map((s) => this.rowOf(s));
   }
 
   /**
