@@ -219,22 +219,15 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
   if (triggerFile !== null) {
     const shown = show(triggerFile);
     const loaded = await readYamlFile(triggerFile, shown, problems);
-    if (loaded !== undefined) triggers = compileTriggers(loaded, triggerContext(shown, problems));
-    for (const t of triggers) {
-      for (const [kind, name, pos] of [
-        ['fire_pipeline', t.firePipeline, t.source.firePipelinePos],
-        ['expire_pipeline', t.expirePipeline, t.source.expirePipelinePos],
-      ] as const) {
-        if (name === null || declared === null || declared.has(name)) continue;
-        const where =
-          pipelineFile === null ? '(winchester.yaml sets no pipeline_config)' : `in ${show(pipelineFile)}`;
-        const near = closest(name, [...declared]);
-        problems.error(
-          shown,
-          pos,
-          `trigger '${t.name}': ${kind} '${name}' is not defined ${where}${near ? `; did you mean '${near}'?` : ''}`,
-        );
-      }
+    const pipelineProblem = (name: string): string | undefined => {
+      if (declared === null || declared.has(name)) return undefined;
+      const where =
+        pipelineFile === null ? '(winchester.yaml sets no pipeline_config)' : `in ${show(pipelineFile)}`;
+      const near = closest(name, [...declared]);
+      return `is not defined ${where}${near ? `; did you mean '${near}'?` : ''}`;
+    };
+    if (loaded !== undefined) {
+      triggers = compileTriggers(loaded, { ...triggerContext(shown, problems), pipelineProblem });
     }
   }
 
@@ -242,7 +235,7 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
   // them like ours.
   const distillerFile = locate('distiller_config');
   let distiller: Distiller | null = null;
-  if (distillerFile !== null && problems.ok) {
+  if (distillerFile !== null) {
     const shown = show(distillerFile);
     const rename = (p: ConfigProblem): ConfigProblem =>
       p.file === distillerFile ? { ...p, file: shown } : p;
@@ -251,6 +244,11 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
     for (const [name, ref] of traitPlugins) {
       if (ref.kind === 'module') pluginModules[name] = `${ref.path}#${ref.exportName}`;
       else plugins[name] = builtinPlugins[ref.name] as TraitPluginFactory;
+    }
+    // A plugin already reported as unresolvable above stands in as a no-op so the definitions that
+    // use it are still checked without a second "no plugin named" problem; the load fails anyway.
+    for (const name of Object.keys(settings.distiller_trait_plugins)) {
+      if (!traitPlugins.has(name)) plugins[name] = () => ({ traitValue: () => null });
     }
     try {
       distiller = await loadDistiller(distillerFile, {
@@ -263,9 +261,6 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
       if (!(err instanceof ConfigError)) throw err;
       problems.errors.push(...err.problems.map(rename));
     }
-  } else if (distillerFile !== null) {
-    // Other files already have errors: still report syntax errors here, without importing plugins.
-    await readYamlFile(distillerFile, show(distillerFile), problems);
   }
 
   problems.throwIfAny();

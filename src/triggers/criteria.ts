@@ -31,6 +31,11 @@ export interface CompileContext {
   readonly parseTimex: TimexParser;
   /** True for errors thrown by a TimexExpression that mean "cannot evaluate for this event". */
   readonly isEvalError: (err: unknown) => boolean;
+  /**
+   * Why a pipeline name used by a trigger is unusable (undefined when it is fine, or when it
+   * cannot be known). Called for every trigger, valid or not, so all problems surface at once.
+   */
+  readonly pipelineProblem?: (name: string) => string | undefined;
 }
 
 /** A compiled criterion: usable as a fire criterion, and by triggers for matching. */

@@ -219,6 +219,13 @@ function compileTrigger(
   };
   const fire = pipelineName('fire_pipeline');
   const expire = pipelineName('expire_pipeline');
+  for (const [key, p] of [
+    ['fire_pipeline', fire],
+    ['expire_pipeline', expire],
+  ] as const) {
+    const why = p.name === null ? undefined : ctx.pipelineProblem?.(p.name);
+    if (why !== undefined) problems.error(file, p.pos, `${where}: ${key} '${p.name}' ${why}`);
+  }
   if (fire.name === null && expire.name === null && fire.pos === undefined && expire.pos === undefined) {
     problems.error(
       file,
