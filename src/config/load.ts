@@ -198,6 +198,45 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
     );
   }
 
+  // Values that parse but cannot work. A problem names the environment variable when the value
+  // came from there, and never echoes a URL (it may hold a password).
+  const where = (...keys: string[]): [string, Pos | undefined, string] => {
+    const envVar = fromEnv.get(keys.join('.'));
+    return envVar === undefined
+      ? [mainName, posOf(...keys), keys.join('.')]
+      : [ENV_SOURCE, undefined, envVar];
+  };
+  const dbUrl = settings.database.url;
+  if (dbUrl !== null) {
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(dbUrl)?.[1]?.toLowerCase();
+    const [file, pos, name] = where('database', 'url');
+    if (scheme === undefined) {
+      problems.error(file, pos, `${name}: not a URL (expected postgres://user:password@host:5432/database)`);
+    } else if (scheme !== 'postgres' && scheme !== 'postgresql') {
+      problems.error(
+        file,
+        pos,
+        `${name}: ${scheme}:// is not supported; winchester on Kafka keeps its state in PostgreSQL (postgres://…)`,
+      );
+    }
+  }
+  settings.kafka.brokers.forEach((broker, i) => {
+    if (/^(?:\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/.test(broker)) return;
+    const [file, , name] = where('kafka', 'brokers');
+    const node = nodeAt(root, ['kafka', 'brokers']);
+    const pos = file === ENV_SOURCE ? undefined : node?.kind === 'seq' ? node.items[i]?.pos : node?.pos;
+    problems.error(file, pos, `${name}: broker ${JSON.stringify(broker)} must be host:port`);
+  });
+  if (settings.kafka.brokers.length === 0) {
+    const [file, pos, name] = where('kafka', 'brokers');
+    problems.error(file, pos, `${name}: at least one broker is needed`);
+  }
+  const registry = settings.schema_registry.url;
+  if (registry !== null && !/^https?:\/\/[^\s/]+/i.test(registry)) {
+    const [file, pos, name] = where('schema_registry', 'url');
+    problems.error(file, pos, `${name}: expected an http:// or https:// URL`);
+  }
+
   // Pipelines. `declared` holds every pipeline name the file has, even those with errors, so a
   // broken pipeline is reported once (where it is) and not again by each trigger naming it.
   const pipelineFile = locate('pipeline_config');

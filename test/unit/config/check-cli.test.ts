@@ -79,6 +79,16 @@ describe('winchester check', () => {
     );
   });
 
+  test('a database URL from the environment that cannot work names the variable, never the password', async () => {
+    const r = await runCli(['check', '-c', 'etc/winchester.yaml'], {
+      cwd: root,
+      env: { DATABASE_URL: 'mysql://winchester:s3cret@db/winchester' },
+    });
+    assert.equal(r.code, 2);
+    assert.match(r.stderrLines()[0] ?? '', /^\(environment\): DATABASE_URL: mysql:\/\/ is not supported/);
+    assert.doesNotMatch(r.stderr, /s3cret/);
+  });
+
   test('warnings go to stderr and pass, unless --strict; --quiet hides them', async () => {
     const dir = dirWith({ 'winchester.yaml': 'site_notes: x\n' });
     const r = await runCli(['check', '-c', 'winchester.yaml'], { cwd: dir });
