@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { US_PER_SECOND } from '../../../src/timex/instant.js';
+import { distinguishingKey, parseKey } from '../../../src/triggers/key.js';
 import { at, base, compile, ev, messages, trigger } from './helpers.js';
 
 const NOW = at('2014-08-10 00:00:00');
@@ -323,6 +324,28 @@ describe('trigger matching (reference test_match_*)', () => {
         assert.deepEqual(m1, m2);
         assert.ok(m1.matched);
       }),
+    );
+  });
+
+  test('the key is the canonical key of the distinguishing values, and reads back to them', () => {
+    const t = trigger(base({ distinguished_by: ['s', 'n', { when: 'day' }] }));
+    const scalar = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.double({ noNaN: true }).map((f) => ({ f })),
+    );
+    const when = fc.integer({ min: at('1990-01-01 00:00:00'), max: at('2100-01-01 00:00:00') });
+    fc.assert(
+      fc.property(scalar, scalar, when, (sv, nv, w) => {
+        const e = ev('test.x', { s: sv, n: nv, when: { type: 'datetime', value: w } });
+        const m = t.match(e, NOW);
+        assert.ok(m.matched);
+        assert.equal(m.key, distinguishingKey(m.distinguishing));
+        const back = parseKey(m.key) as Record<string, unknown>;
+        assert.deepEqual(Object.keys(back).sort(), ['n', 's', 'when']);
+        assert.equal(m.key, distinguishingKey(parseKey(m.key)));
+      }),
+      { numRuns: 300 },
     );
   });
 });
