@@ -24,10 +24,11 @@ event timestamp seen; no lateness), and prints the streams that fire or expire.
 
 Reads notifications from INPUT (or stdin when INPUT is absent or '-'), as JSON lines or one JSON
 array, distills them with the configuration's event definitions and feeds the events to every
-trigger in input order. Time moves with the events: before each event is added, streams whose
-fire time or expiration is strictly before its timestamp fire or expire (a stream due for both
-fires). After the input, the clock is moved to --until (default: the latest event timestamp),
-and the streams due at or before it fire or expire too.
+trigger in input order. Time moves with the events: before each event is added, the clock reads
+the highest event timestamp seen so far, and streams whose fire time or expiration is strictly
+before it fire or expire (a stream due for both fires), as the reference's pipeline worker does.
+After the input, the clock is moved to --until (default: the latest event timestamp) for one more
+pass; a stream due exactly at that instant stays open (use a later --until to close it).
 
 Prints one JSON line per fired or expired stream, in the order it happened:
   {"trigger": name, "kind": "fire"|"expire", "pipeline": name|null,
@@ -268,10 +269,11 @@ async function run(args: string[], io: CliIo): Promise<number> {
     if (out.length >= FLUSH_AT || err.length >= FLUSH_AT) await flush();
   }
 
-  // The end of the input: the clock moves to --until (default: the latest event time) and
-  // whatever is due at or before that instant closes, i.e. the clock passes it by 1 µs.
+  // The end of the input: one more pass with the clock at --until (default: the latest event
+  // time). Ready means strictly before now, as everywhere: the reference, replayed the same way,
+  // leaves a stream whose fire time is the last event's timestamp unfired.
   const until = opts.until ?? (lastTimestamp === undefined ? undefined : Math.max(lastTimestamp, engine.now));
-  if (until !== undefined) engine.advance(until + 1);
+  if (until !== undefined) engine.advance(until);
   sink.apply(engine.takeEffects(), emit);
   await flush();
 

@@ -52,9 +52,14 @@ describe('winchester replay over the StackTach usage audit (etc/, notigen worklo
       isDaily(payload(n).audit_period_beginning, payload(n).audit_period_ending),
   );
 
+  const lastTs = Math.max(...notifications.map((n) => parseDatetime(n.timestamp as string)));
+  const isoOf = (t: number) =>
+    new Date(Math.floor(t / 1000)).toISOString().replace('Z', `${String(t % 1000).padStart(3, '0')}Z`);
+  const justAfterLast = isoOf(lastTs + 1);
+
   test('one fire per instance and day, on the exists whose audit period is that day', async () => {
     assert.ok(exists.length >= 6, `the workload has exists notifications (${exists.length})`);
-    const r = await replay([], input);
+    const r = await replay(['--until', justAfterLast], input);
     assert.equal(r.code, 0, r.stderr);
     const fires = r.lines.filter((l) => l.kind === 'fire');
     assert.equal(fires.length, exists.length, 'one fired stream per end-of-day exists');
@@ -102,8 +107,18 @@ describe('winchester replay over the StackTach usage audit (etc/, notigen worklo
     }
   });
 
-  test('every lifecycle event of an audited instance-day is in that day’s fired stream', async () => {
+  test('by default the clock stops at the last event: the stream it scheduled does not fire (as the reference)', async () => {
     const r = await replay([], input);
+    const fired = new Set(r.lines.filter((l) => l.kind === 'fire').map((l) => l.events.at(-1)?.message_id));
+    const last = exists.filter((n) => parseDatetime(n.timestamp as string) === lastTs);
+    assert.equal(last.length, 1, 'the workload ends with an end-of-day exists');
+    for (const n of exists) {
+      assert.equal(fired.has(n.message_id as string), !last.includes(n), `exists ${n.message_id}`);
+    }
+  });
+
+  test('every lifecycle event of an audited instance-day is in that day’s fired stream', async () => {
+    const r = await replay(['--until', justAfterLast], input);
     const byStream = new Map<string, Set<string>>();
     for (const l of r.lines.filter((x) => x.kind === 'fire')) {
       const day = (l.distinguished_by.timestamp as { begin: string }).begin;
@@ -150,10 +165,8 @@ describe('winchester replay over the StackTach usage audit (etc/, notigen worklo
   });
 
   test('--until far ahead expires the streams still open, through the expire pipeline', async () => {
-    const last = Math.max(...notifications.map((n) => parseDatetime(n.timestamp as string)));
-    const until = new Date((last + 3 * DAY) / 1000).toISOString();
-    const r = await replay(['--until', until], input);
-    const plain = await replay([], input);
+    const r = await replay(['--until', isoOf(lastTs + 3 * DAY)], input);
+    const plain = await replay(['--until', justAfterLast], input);
     assert.deepEqual(
       r.lines.filter((l) => l.kind === 'fire'),
       plain.lines.filter((l) => l.kind === 'fire'),
@@ -210,12 +223,13 @@ describe('winchester replay: contract details', () => {
     ev('3', 'a.end', '2015-01-01T00:02:00.000000Z'), // criteria met: fire at 00:03:00
     ev('4', 'b.x', '2015-01-01T00:02:30.000000Z'), // expires at 00:12:30
     ev('5', 'a.more', '2015-01-01T00:03:00.000000Z', ',"n":7'), // joins: the fire is not yet due
+    ev('6', 'z.other', '2015-01-01T00:03:00.000001Z'), // no trigger: the clock passes the fire time
     '',
   ].join('\n');
   const run = (args: string[], stdin = input) =>
     runCli(['replay', '-c', config, '--events', ...args], { stdin });
 
-  test('fires at now + fire_delay with events that joined meanwhile; --until is inclusive', async () => {
+  test('fires at now + fire_delay with events that joined meanwhile; --until must pass a due time', async () => {
     const r = await run([]);
     assert.equal(r.code, 0, r.stderr);
     const [line] = r.stdoutLines();
@@ -231,13 +245,14 @@ describe('winchester replay: contract details', () => {
     assert.equal(r.stdoutLines().length, 1);
     assert.match(
       r.stderr,
-      /5 events, 0 malformed, 0 events joined no trigger, 1 streams fired, 0 expired, 1 still open/,
+      /6 events, 0 malformed, 1 events joined no trigger, 1 streams fired, 0 expired, 1 still open/,
     );
 
-    const justBefore = await run(['--until', '2015-01-01T00:12:29.999999Z']);
-    assert.equal(justBefore.stdoutLines().length, 1);
+    // Stream 4 expires at 00:12:30: it closes only once the clock is strictly past that.
     const at = await run(['--until', '2015-01-01T00:12:30Z']);
-    const expired = JSON.parse(at.stdoutLines()[1] ?? 'null');
+    assert.equal(at.stdoutLines().length, 1);
+    const after = await run(['--until', '2015-01-01T00:12:30.000001Z']);
+    const expired = JSON.parse(after.stdoutLines()[1] ?? 'null');
     assert.deepEqual(
       [expired.trigger, expired.kind, expired.pipeline, expired.distinguished_by],
       ['no_pipelines_for_expiry', 'expire', null, { host: 'h1' }],
@@ -249,7 +264,7 @@ describe('winchester replay: contract details', () => {
     assert.equal(r.code, 0);
     assert.equal(r.stdoutLines().length, 1);
     assert.match(r.stderr, /line 1: not an event/);
-    assert.match(r.stderr, /line 7: not an event: .*event_type/);
+    assert.match(r.stderr, /line 8: not an event: .*event_type/);
     assert.match(r.stderr, /2 malformed/);
   });
 
