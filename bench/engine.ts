@@ -237,6 +237,14 @@ async function main(): Promise<void> {
         }
       }),
     ),
+    bench('trigger.match only (src/triggers)', n, 'the matching share of engine.add, for attribution', () => {
+      const clock = new EventTimeClock();
+      for (let i = 0; i < n; i++) {
+        const e = events[i] as Event;
+        clock.observe(e.timestamp);
+        for (const t of triggers) if (t.match(e, clock.now()).matched) sink++;
+      }
+    }),
   ];
   if (sink === 0) throw new Error('unreachable');
 
