@@ -10,6 +10,7 @@ import {
   type Node as YamlLibNode,
 } from 'yaml';
 import type { Pos, Problems } from './problems.js';
+import { pyyamlTags } from './yaml11.js';
 
 /**
  * A YAML value that remembers where it was written, so validation can name the file, line and
@@ -63,24 +64,8 @@ const PARSE_OPTIONS = {
   // PyYAML keeps the last of duplicate keys silently; we keep the last too, with a warning.
   uniqueKeys: false,
   prettyErrors: true,
-  customTags: (tags: unknown[]) =>
-    tags.filter((t) => (t as Tag).tag !== 'tag:yaml.org,2002:timestamp').map(pyBool),
+  customTags: (tags: unknown[]) => pyyamlTags(tags),
 } as const;
-
-interface Tag {
-  tag?: string;
-  test?: RegExp;
-  identify?: (v: unknown) => boolean;
-}
-
-// YAML 1.1 also reads y/Y/n/N as booleans, PyYAML does not (a trait called `n` stays a string).
-const PY_TRUE = /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/;
-const PY_FALSE = /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/;
-function pyBool(t: unknown): unknown {
-  const tag = t as Tag;
-  if (tag.tag !== 'tag:yaml.org,2002:bool' || !tag.identify) return t;
-  return { ...tag, test: tag.identify(true) ? PY_TRUE : PY_FALSE };
-}
 
 /**
  * Parses YAML text into a positioned tree. Syntax errors, duplicate keys and bad merges are

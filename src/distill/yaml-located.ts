@@ -8,6 +8,7 @@
  * the last one wins, as in PyYAML, so existing files load unchanged.
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Tags } from 'yaml';
+import { pyyamlTags } from '../config/yaml11.js';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 
 /** A 1-based position in the file. */
@@ -31,21 +32,6 @@ interface Loc {
   keys: Map<string | number, Position>;
 }
 
-/**
- * PyYAML's YAML 1.1 booleans: `yes/no/true/false/on/off` in three casings, but not the single
- * letters `y`/`n` that the 1.1 spec (and the yaml package) also accept — `fields: n` is a path.
- */
-function pyyamlBooleans(tags: Tags): Tags {
-  return tags.map((t) => {
-    if (typeof t !== 'object' || t.tag !== 'tag:yaml.org,2002:bool' || !('test' in t) || !t.test) return t;
-    const isTrue = t.test.test('true');
-    return {
-      ...t,
-      test: isTrue ? /^(?:[Yy]es|YES|[Tt]rue|TRUE|[Oo]n|ON)$/ : /^(?:[Nn]o|NO|[Ff]alse|FALSE|[Oo]ff|OFF)$/,
-    };
-  });
-}
-
 /** Defines a key even when it is `__proto__` (plain assignment would change the prototype). */
 function setKey(o: Record<string, unknown>, k: string, v: unknown): void {
   Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
@@ -55,7 +41,7 @@ function setKey(o: Record<string, unknown>, k: string, v: unknown): void {
 export function parseYamlLocated(text: string, file: string): LocatedYaml {
   const lc = new LineCounter();
   const doc = parseDocument(text, {
-    customTags: pyyamlBooleans,
+    customTags: (tags: Tags) => pyyamlTags(tags, { keepTimestamps: true }),
     lineCounter: lc,
     version: '1.1',
     merge: true,

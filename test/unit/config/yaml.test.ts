@@ -40,6 +40,18 @@ describe('positioned YAML', () => {
     });
   });
 
+  test('floats only where PyYAML sees them: `.` and `1e5` stay text (config_path: . is a directory)', () => {
+    const { root } = parse('a: .\nb: 1e5\nc: 1.0e+5\nd: .5\ne: -1.\nf: .nan\ng: 1_000.5\n');
+    const plain = toPlain(root as YNode) as Record<string, unknown>;
+    assert.equal(plain.a, '.');
+    assert.equal(plain.b, '1e5');
+    assert.equal(plain.c, 100000);
+    assert.equal(plain.d, 0.5);
+    assert.equal(plain.e, -1);
+    assert.ok(Number.isNaN(plain.f));
+    assert.equal(plain.g, 1000.5);
+  });
+
   test('merge keys: explicit keys win, earlier sources win over later ones', () => {
     const { root, problems } = parse(
       'base: &b\n  x: 1\n  y: 1\nother: &o\n  y: 2\n  z: 2\nm:\n  <<: [*b, *o]\n  x: 3\n',
