@@ -102,12 +102,20 @@ test('transactions: read_committed consumers see committed batches only; offsets
   });
   await last.commit();
 
-  const [groupOffsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-  assert.deepEqual(
-    groupOffsets?.partitions.map((p) => [p.partition, p.offset]),
-    [[0, '3']],
-    'TxnOffsetCommit stored the group offset',
-  );
+  // The group coordinator applies a transactional offset once the COMMIT marker reaches __consumer_offsets,
+  // which EndTxn does not wait for; OffsetFetch (kafkajs speaks up to v4, before require_stable) reports
+  // "no offset" (-1) until then. So poll, with a deadline.
+  const fetchCommitted = async () =>
+    (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions.map((p) => [
+      p.partition,
+      p.offset,
+    ]);
+  let stored = await fetchCommitted();
+  for (const deadline = Date.now() + 10_000; stored?.[0]?.[1] === '-1' && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    stored = await fetchCommitted();
+  }
+  assert.deepEqual(stored, [[0, '3']], 'TxnOffsetCommit stored the group offset');
 
   const committedOnly = new Inbox();
   await startConsumer(
