@@ -26,7 +26,8 @@ export interface ConfigProblem {
 
 /** Formats a problem as `file:line:column: message`, the shape editors and humans both read. */
 export function formatProblem(p: ConfigProblem): string {
-  const where = p.line === undefined ? p.file : `${p.file}:${p.line}${p.column === undefined ? '' : `:${p.column}`}`;
+  const where =
+    p.line === undefined ? p.file : `${p.file}:${p.line}${p.column === undefined ? '' : `:${p.column}`}`;
   return `${where}: ${p.message}`;
 }
 

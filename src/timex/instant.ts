@@ -83,7 +83,8 @@ export function fromFields(f: DateFields): Instant {
   ms.setUTCFullYear(f.year, f.month - 1, f.day);
   ms.setUTCHours(f.hour, f.minute, f.second, 0);
   const t = ms.getTime() * US_PER_MS + f.microsecond;
-  if (!isInstantInRange(t)) throw new DatetimeError(`date out of the supported range (1700–2200): year ${f.year}`);
+  if (!isInstantInRange(t))
+    throw new DatetimeError(`date out of the supported range (1700–2200): year ${f.year}`);
   return t;
 }
 
@@ -106,7 +107,8 @@ const DATETIME =
  */
 export function parseDatetime(s: string): Instant {
   const m = DATETIME.exec(s);
-  if (!m) throw new DatetimeError(`not a datetime: ${JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}…` : s)}`);
+  if (!m)
+    throw new DatetimeError(`not a datetime: ${JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}…` : s)}`);
   const frac = m[7] ?? '';
   const base = fromFields({
     year: Number(m[1]),
