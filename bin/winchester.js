@@ -8,5 +8,12 @@ if (!existsSync(fileURLToPath(entry))) {
   process.stderr.write('winchester: dist/ is missing; run `npm ci` (or `npm run build`) first\n');
   process.exit(2);
 }
+// A closed pipe (`winchester generate | head`) ends the output, not the process with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
 const { main } = await import(entry.href);
 process.exitCode = await main(process.argv.slice(2));

@@ -485,7 +485,9 @@ export function templateSet(templates: readonly CompiledTemplate[], where = 'tem
 }
 
 /** The templates shipped with the generator (a copy of the StackTach notigen captures). */
-export const DEFAULT_TEMPLATE_DIR: string = new URL('./templates/', import.meta.url).pathname;
+// The templates are data, not code: tsc does not copy them to dist/. `src/notigen/` and
+// `dist/notigen/` sit at the same depth, so this one path reaches the source copy from both.
+export const DEFAULT_TEMPLATE_DIR: string = new URL('../../src/notigen/templates/', import.meta.url).pathname;
 
 /** Reads and compiles every `*.json` template of a directory. */
 export function loadTemplates(dir: string = DEFAULT_TEMPLATE_DIR): TemplateSet {
