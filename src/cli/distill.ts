@@ -1,13 +1,10 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { type Distiller, loadDistiller, type MalformedReason } from '../distill/index.js';
 import { formatProblem, InputError, UsageError } from '../errors.js';
 import { eventToJson } from '../model/event-json.js';
 import { readJsonRecords } from '../model/json-records.js';
-import { type CliIo, type Command, write } from './io.js';
+import { type CliIo, type Command, openInput, write } from './io.js';
 
 const usage = `Usage: winchester distill --definitions FILE [--catch-all] [--plugin NAME=MODULE[#EXPORT]]... [INPUT]
 
@@ -80,23 +77,6 @@ function parse(args: string[]): Options {
     input: positionals[0],
     quiet: values.quiet ?? false,
   };
-}
-
-/** Opens INPUT, failing with an InputError (exit 1) before anything is printed if it is unreadable. */
-async function openInput(input: string | undefined, io: CliIo): Promise<Readable> {
-  if (input === undefined || input === '-') return io.stdin;
-  const path = resolve(io.cwd, input);
-  try {
-    const st = await stat(path);
-    if (st.isDirectory()) throw new InputError(`cannot read input '${input}': it is a directory`);
-  } catch (err) {
-    if (err instanceof InputError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new InputError(
-      `cannot read input '${input}': ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
-    );
-  }
-  return createReadStream(path);
 }
 
 // Output is batched: one write per ~64 KiB keeps a large distill fast and still streams.

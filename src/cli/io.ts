@@ -1,4 +1,8 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { InputError } from '../errors.js';
 
 /** The streams a command talks to; tests pass their own. */
 export interface CliIo {
@@ -26,4 +30,24 @@ export function write(out: Writable, text: string): Promise<void> {
   return new Promise((resolve, reject) => {
     out.write(text, (err) => (err ? reject(err) : resolve()));
   });
+}
+
+/**
+ * Opens a command's INPUT argument (stdin when absent or `-`), failing with an InputError (exit 1)
+ * before anything is printed when it cannot be read.
+ */
+export async function openInput(input: string | undefined, io: CliIo): Promise<Readable> {
+  if (input === undefined || input === '-') return io.stdin;
+  const path = resolve(io.cwd, input);
+  try {
+    const st = await stat(path);
+    if (st.isDirectory()) throw new InputError(`cannot read input '${input}': it is a directory`);
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InputError(
+      `cannot read input '${input}': ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+    );
+  }
+  return createReadStream(path);
 }

@@ -1,7 +1,3 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import type { Distiller } from '../distill/index.js';
@@ -15,7 +11,7 @@ import { eventFromJson, eventToJson, traitValueToJson } from '../model/event-jso
 import { readJsonRecords } from '../model/json-records.js';
 import { DatetimeError, formatInstant, type Instant, parseDatetime } from '../timex/instant.js';
 import type { DistinguishingValue, DistinguishingValues } from '../triggers/types.js';
-import { type CliIo, type Command, write } from './io.js';
+import { type CliIo, type Command, openInput, write } from './io.js';
 
 const usage = `Usage: winchester replay [-c FILE] [--events] [--until DATETIME] [INPUT]
 
@@ -98,23 +94,6 @@ function parse(args: string[]): Options {
     quiet: values.quiet ?? false,
     input: positionals[0],
   };
-}
-
-/** Opens INPUT, failing with an InputError (exit 1) before anything is printed if it is unreadable. */
-async function openInput(input: string | undefined, io: CliIo): Promise<Readable> {
-  if (input === undefined || input === '-') return io.stdin;
-  const path = resolve(io.cwd, input);
-  try {
-    const st = await stat(path);
-    if (st.isDirectory()) throw new InputError(`cannot read input '${input}': it is a directory`);
-  } catch (err) {
-    if (err instanceof InputError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new InputError(
-      `cannot read input '${input}': ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
-    );
-  }
-  return createReadStream(path);
 }
 
 /** The JSON text of a distinguishing value: as a trait, or a range as {"begin","end"}. */
