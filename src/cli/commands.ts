@@ -1,4 +1,5 @@
 import { checkCommand } from './check.js';
+import { dbCommand } from './db.js';
 import { distillCommand } from './distill.js';
 import { generateCommand } from './generate.js';
 import type { Command } from './io.js';
@@ -11,6 +12,7 @@ import { timexCommand } from './timex.js';
  */
 export const commands: readonly Command[] = [
   checkCommand,
+  dbCommand,
   distillCommand,
   generateCommand,
   replayCommand,

@@ -1,0 +1,164 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.js';
+import { DatabaseUnavailableError, redactDatabaseUrl } from '../db/databases.js';
+import { classifyDatabaseError, describeDatabaseError } from '../db/errors.js';
+import {
+  defaultMigrationsDir,
+  type MigrationStatus,
+  migrationStatus,
+  readMigrations,
+  upgrade,
+  upgradeSql,
+} from '../db/migrate.js';
+import { createPool, type DatabasePool } from '../db/pool.js';
+import { ConfigError, UsageError, WinchesterError } from '../errors.js';
+import { type CliIo, type Command, write } from './io.js';
+
+const usage = `Usage: winchester db upgrade [-c FILE]
+       winchester db upgrade --sql
+       winchester db status [-c FILE]
+
+Manages the PostgreSQL schema winchester keeps its streams, events, checkpoints and outbox in.
+
+  upgrade        apply the pending migrations, in order, each in its own transaction. Safe to run
+                 again (nothing to do) and from several processes at once (one applies, the others
+                 wait and find nothing pending). Refuses to run when a migration already applied
+                 has been edited since, or when the database is newer than this winchester.
+  upgrade --sql  print the SQL of every migration as one script for an empty database, without
+                 connecting (for applying it with psql yourself).
+  status         list each migration as applied, pending, changed (edited after being applied) or
+                 unknown (in the database, not in this winchester); exits 1 if any is changed or unknown.
+
+The database is database.url of the configuration file; the DATABASE_URL (or
+WINCHESTER_DATABASE_URL) environment variable overrides it. An unreachable database exits 1.
+
+Options:
+  -c, --config FILE  the configuration file (default: $WINCHESTER_CONFIG, else ./winchester.yaml)
+      --sql          (upgrade) print the SQL instead of applying it
+  -h, --help         show this help
+`;
+
+interface Options {
+  action: 'upgrade' | 'status';
+  config: string | undefined;
+  sql: boolean;
+}
+
+function parse(args: string[]): Options {
+  let values: { config?: string; sql?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args,
+      options: { config: { type: 'string', short: 'c' }, sql: { type: 'boolean' } },
+      allowPositionals: true,
+      strict: true,
+    }));
+  } catch (err) {
+    throw new UsageError(`db: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const [action, extra] = positionals;
+  if (action === undefined) throw new UsageError('db: missing action (upgrade or status)');
+  if (action !== 'upgrade' && action !== 'status') {
+    throw new UsageError(`db: unknown action '${action}' (upgrade or status)`);
+  }
+  if (extra !== undefined) throw new UsageError(`db: unexpected argument '${extra}'`);
+  if (values.sql === true && action !== 'upgrade') throw new UsageError('db: --sql only goes with upgrade');
+  if (values.sql === true && values.config !== undefined) {
+    throw new UsageError('db: --sql prints the SQL without a database; -c is not used with it');
+  }
+  return { action, config: values.config, sql: values.sql ?? false };
+}
+
+/** database.url from the configuration (with the environment overrides applied). */
+async function databaseUrlOf(path: string, io: CliIo): Promise<string> {
+  const config = await loadConfig(path, { env: io.env, cwd: io.cwd });
+  const url = config.settings.database.url;
+  if (url === null || url === undefined || url === '') {
+    throw new ConfigError([
+      {
+        file: path,
+        message: 'database.url is not set: set it there, or set DATABASE_URL',
+      },
+    ]);
+  }
+  return url;
+}
+
+async function withPool<T>(url: string, fn: (pool: DatabasePool) => Promise<T>): Promise<T> {
+  let pool: DatabasePool | undefined;
+  try {
+    // slonik opens a first connection while creating the pool, so this too can find the server down.
+    pool = await createPool(url, { maximumPoolSize: 1, connectionTimeoutMs: 5000, connectionRetryLimit: 1 });
+    return await fn(pool);
+  } catch (caught) {
+    const error = classifyDatabaseError(caught, 'connecting');
+    // Say where, without the password: the usual cause is a wrong URL or a server that is down.
+    if (error instanceof DatabaseUnavailableError) {
+      throw new DatabaseUnavailableError(
+        `cannot use PostgreSQL at ${redactDatabaseUrl(url)}: ${describeDatabaseError(error.cause ?? error)}`,
+        { cause: error },
+      );
+    }
+    if (!(error instanceof WinchesterError)) {
+      throw new WinchesterError(`PostgreSQL at ${redactDatabaseUrl(url)}: ${describeDatabaseError(error)}`, {
+        cause: error,
+      });
+    }
+    throw error;
+  } finally {
+    await pool?.end().catch(() => undefined);
+  }
+}
+
+function statusLine(s: MigrationStatus): string {
+  switch (s.state) {
+    case 'applied':
+      return `applied  ${s.migration.file}  ${s.appliedAt}`;
+    case 'pending':
+      return `pending  ${s.migration.file}`;
+    case 'changed':
+      return `changed  ${s.migration.file}  applied ${s.appliedAt}, edited since (checksum ${s.appliedChecksum.slice(0, 12)}… → ${s.migration.checksum.slice(0, 12)}…)`;
+    case 'unknown':
+      return `unknown  ${String(s.applied.version).padStart(4, '0')}_${s.applied.name}.sql  applied ${s.applied.appliedAt}, not in this winchester`;
+  }
+}
+
+export const dbCommand: Command = {
+  name: 'db',
+  summary: 'create or upgrade the PostgreSQL schema (upgrade, upgrade --sql, status)',
+  usage,
+  async run(args: string[], io: CliIo): Promise<number> {
+    const opts = parse(args);
+    const migrations = await readMigrations(defaultMigrationsDir());
+    if (opts.sql) {
+      await write(io.stdout, upgradeSql(migrations));
+      return 0;
+    }
+    const url = await databaseUrlOf(opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml', io);
+    if (opts.action === 'upgrade') {
+      const applied = await withPool(url, (pool) =>
+        upgrade(pool, migrations, { onApply: (m) => write(io.stdout, `applying ${m.file}\n`) }),
+      );
+      const latest = migrations[migrations.length - 1]?.version ?? 0;
+      await write(
+        io.stdout,
+        applied.length === 0
+          ? `database schema is up to date (version ${latest})\n`
+          : `database schema upgraded to version ${latest} (${applied.length} migration${applied.length === 1 ? '' : 's'} applied)\n`,
+      );
+      return 0;
+    }
+    const status = await withPool(url, (pool) => migrationStatus(pool, migrations));
+    await write(io.stdout, status.map((s) => `${statusLine(s)}\n`).join(''));
+    const drift = status.filter((s) => s.state === 'changed' || s.state === 'unknown').length;
+    if (drift > 0) {
+      await write(
+        io.stderr,
+        `winchester: the database schema does not match this winchester (${drift} changed or unknown migration${drift === 1 ? '' : 's'})\n`,
+      );
+      return 1;
+    }
+    return 0;
+  },
+};

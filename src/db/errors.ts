@@ -1,0 +1,88 @@
+/**
+ * Database failures classified once, here at the adapter boundary: "could not talk to PostgreSQL"
+ * (retriable) versus everything else (a bug, a constraint, a refused statement). Callers decide on
+ * `retriable`, never on driver class names or message text.
+ */
+import { WinchesterError } from '../errors.js';
+import { DatabaseUnavailableError } from './databases.js';
+
+// SQLSTATE classes/codes meaning the server could not serve the statement right now, not that it was wrong:
+// 08 connection exception, 57P01-57P03 admin/crash shutdown or cannot connect now, 53 insufficient
+// resources, 40001 serialization failure, 40P01 deadlock, 55P03 lock not available.
+const RETRIABLE_SQLSTATE = /^(08|53|57P0[123]$|40001$|40P01$|55P03$)/;
+
+// Node socket errors that mean the server is unreachable or went away mid-query.
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
+
+// slonik's names for the same situations (it wraps the pg error as `cause`).
+const RETRIABLE_NAMES = new Set([
+  'ConnectionError',
+  'BackendTerminatedError',
+  'BackendTerminatedUnexpectedlyError',
+  'StatementTimeoutError',
+  'IdleTransactionTimeoutError',
+]);
+
+const MESSAGE_HINTS = /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED/i;
+
+function chainOf(error: unknown): unknown[] {
+  const chain: unknown[] = [];
+  let current = error;
+  while (current !== undefined && current !== null && chain.length < 10 && !chain.includes(current)) {
+    chain.push(current);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return chain;
+}
+
+/** Whether `error` (a slonik, pg or socket error, or one wrapping it) means PostgreSQL was unavailable. */
+export function isRetriableDatabaseError(error: unknown): boolean {
+  for (const e of chainOf(error)) {
+    if (e instanceof WinchesterError) return e.retriable;
+    if (typeof e !== 'object' || e === null) continue;
+    const { code, name, message } = e as { code?: unknown; name?: unknown; message?: unknown };
+    if (typeof code === 'string' && (NETWORK_CODES.has(code) || RETRIABLE_SQLSTATE.test(code))) return true;
+    if (typeof name === 'string' && RETRIABLE_NAMES.has(name)) return true;
+    if (typeof message === 'string' && MESSAGE_HINTS.test(message)) return true;
+  }
+  return false;
+}
+
+/** A one-line description of a database error including its root cause (never the URL's password). */
+export function describeDatabaseError(error: unknown): string {
+  const messages: string[] = [];
+  for (const e of chainOf(error)) {
+    const m = e instanceof Error ? e.message : String(e);
+    // AggregateError (several addresses refused) has an empty message; its parts say why.
+    if (m === '' && e instanceof AggregateError) {
+      for (const part of e.errors) {
+        const pm = part instanceof Error ? part.message : String(part);
+        if (pm !== '' && !messages.includes(pm)) messages.push(pm);
+      }
+    } else if (m !== '' && !messages.some((x) => x.includes(m))) {
+      messages.push(m);
+    }
+  }
+  return messages.join(': ') || String(error);
+}
+
+/**
+ * Passes WinchesterErrors through; turns an outage into a {@link DatabaseUnavailableError} saying what
+ * was being done; returns anything else unchanged (a bug or a refused statement is not retried).
+ */
+export function classifyDatabaseError(error: unknown, doing: string): unknown {
+  if (error instanceof WinchesterError) return error;
+  if (isRetriableDatabaseError(error)) {
+    return new DatabaseUnavailableError(`${doing}: ${describeDatabaseError(error)}`, { cause: error });
+  }
+  return error;
+}
