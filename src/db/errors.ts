@@ -86,3 +86,16 @@ export function classifyDatabaseError(error: unknown, doing: string): unknown {
   }
   return error;
 }
+
+/** PostgreSQL refused a statement (a constraint, a refused state change, a bug): retrying will not help. */
+export class DatabaseError extends WinchesterError {}
+
+/**
+ * Like {@link classifyDatabaseError}, but always a WinchesterError: anything neither retriable nor
+ * already typed becomes a {@link DatabaseError} whose message carries the server's own words.
+ */
+export function toDatabaseError(error: unknown, doing: string): WinchesterError {
+  const classified = classifyDatabaseError(error, doing);
+  if (classified instanceof WinchesterError) return classified;
+  return new DatabaseError(`${doing}: ${describeDatabaseError(error)}`, { cause: error });
+}
