@@ -3,6 +3,13 @@
  * (retriable) versus everything else (a bug, a constraint, a refused statement). Callers decide on
  * `retriable`, never on driver class names or message text.
  */
+import {
+  BackendTerminatedError,
+  BackendTerminatedUnexpectedlyError,
+  ConnectionError,
+  IdleTransactionTimeoutError,
+  StatementTimeoutError,
+} from 'slonik';
 import { WinchesterError } from '../errors.js';
 import { DatabaseUnavailableError } from './databases.js';
 
@@ -23,14 +30,15 @@ const NETWORK_CODES = new Set([
   'EPIPE',
 ]);
 
-// slonik's names for the same situations (it wraps the pg error as `cause`).
-const RETRIABLE_NAMES = new Set([
-  'ConnectionError',
-  'BackendTerminatedError',
-  'BackendTerminatedUnexpectedlyError',
-  'StatementTimeoutError',
-  'IdleTransactionTimeoutError',
-]);
+// slonik's classes for the same situations (it wraps the pg error as `cause`, which may say less).
+// Checked with instanceof: slonik errors do not set `name`.
+const RETRIABLE_CLASSES = [
+  ConnectionError,
+  BackendTerminatedError,
+  BackendTerminatedUnexpectedlyError,
+  StatementTimeoutError,
+  IdleTransactionTimeoutError,
+];
 
 const MESSAGE_HINTS = /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED/i;
 
@@ -49,9 +57,9 @@ export function isRetriableDatabaseError(error: unknown): boolean {
   for (const e of chainOf(error)) {
     if (e instanceof WinchesterError) return e.retriable;
     if (typeof e !== 'object' || e === null) continue;
-    const { code, name, message } = e as { code?: unknown; name?: unknown; message?: unknown };
+    const { code, message } = e as { code?: unknown; message?: unknown };
     if (typeof code === 'string' && (NETWORK_CODES.has(code) || RETRIABLE_SQLSTATE.test(code))) return true;
-    if (typeof name === 'string' && RETRIABLE_NAMES.has(name)) return true;
+    if (RETRIABLE_CLASSES.some((c) => e instanceof c)) return true;
     if (typeof message === 'string' && MESSAGE_HINTS.test(message)) return true;
   }
   return false;
