@@ -32,10 +32,15 @@ export const datetime = (value: Instant): TraitValue => ({ type: 'datetime', val
 /**
  * The value of a named field as the criteria and distinguished_by see it: the reference treats an
  * event as one flat dict, so `timestamp`, `message_id` and `event_type` are readable like traits.
+ * Only own properties of `traits` are traits (a plain object's inherited members are not), and a
+ * trait of the same name wins over the envelope field, as in the reference's dict.
  */
 export function fieldOf(event: Event, name: string): TraitValue | undefined {
-  const t = event.traits[name];
-  if (t !== undefined) return t;
+  const traits = event.traits;
+  const t = traits[name];
+  // Own properties only: `constructor`, `toString`, … would otherwise be read from Object.prototype
+  // (and `__proto__` would give the prototype itself) as if the event had such a trait.
+  if (t !== undefined && Object.hasOwn(traits, name)) return t;
   switch (name) {
     case 'timestamp':
       return { type: 'datetime', value: event.timestamp };

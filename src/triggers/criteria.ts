@@ -42,6 +42,15 @@ export interface CompileContext {
 export interface Criterion extends FireCriterion {
   /** Distinguishing trait name → the trait of this event to take its value from. */
   readonly mapDistinguishedBy: Readonly<Record<string, string>>;
+  /** The event_type part of {@link FireCriterion.matches} alone (a pure function of the type). */
+  readonly matchesEventType: (eventType: string) => boolean;
+  /**
+   * The rest of {@link FireCriterion.matches} (timestamp and trait tests) for an event whose type
+   * matched, or undefined when the criterion tests the event_type only. `matches(e)` is exactly
+   * `matchesEventType(e.event_type) && (rest === undefined || rest(e))`; triggers use the split
+   * to cache the type decision per event_type.
+   */
+  readonly matchesRest: ((event: Event) => boolean) | undefined;
 }
 
 /** Whether a timex value contains an instant: a timestamp only itself, a range [begin, end). */
@@ -229,7 +238,23 @@ export function compileCriterion(node: YNode, ctx: CompileContext, where: string
           return timexContains(value, event.timestamp);
         };
   const matches = buildMatcher(matchesType, inTime, tests);
-  return Object.freeze({ number, mapDistinguishedBy: Object.freeze(mapDistinguishedBy), matches });
+  return Object.freeze({
+    number,
+    mapDistinguishedBy: Object.freeze(mapDistinguishedBy),
+    matches,
+    matchesEventType: matchesType,
+    matchesRest: buildRest(inTime, tests),
+  });
+}
+
+function buildRest(inTime: TraitTest | undefined, tests: readonly TraitTest[]): TraitTest | undefined {
+  if (inTime === undefined && tests.length === 0) return undefined;
+  if (inTime === undefined && tests.length === 1) return tests[0];
+  return (e) => {
+    if (inTime !== undefined && !inTime(e)) return false;
+    for (let i = 0; i < tests.length; i++) if (!(tests[i] as TraitTest)(e)) return false;
+    return true;
+  };
 }
 
 function buildMatcher(

@@ -12,7 +12,7 @@ import { closest } from '../config/settings.js';
 import { describe, type YNode } from '../config/yaml.js';
 import type { Event, TraitValue } from '../model/event.js';
 import type { Instant } from '../timex/instant.js';
-import { US_PER_SECOND } from '../timex/instant.js';
+import { MAX_INSTANT, MIN_INSTANT, US_PER_DAY, US_PER_HOUR, US_PER_SECOND } from '../timex/instant.js';
 import type { TimexExpression, TimexValue } from '../timex/types.js';
 import {
   type CompileContext,
@@ -22,7 +22,7 @@ import {
   compileTimex,
   fieldGetter,
 } from './criteria.js';
-import { keyEncoder } from './key.js';
+import { compareCodeUnits, type EncodedValue, EntryEncoder } from './key.js';
 import type { DistinguishingValue, TriggerDefinition, TriggerMatch } from './types.js';
 
 const TRIGGER_KEYS = [
@@ -385,61 +385,209 @@ interface TriggerParts {
   source: TriggerSource;
 }
 
+/** The most event types a trigger remembers its criteria decision for (then it starts over). */
+export const EVENT_TYPE_CACHE_LIMIT = 1024;
+
+/**
+ * For `day` / `hour` (optionally of `$timestamp`), the range length: such a range is the
+ * unit-long interval containing the instant, computed here without the generic evaluation.
+ * Anything else, 0 (evaluated generically).
+ */
+export function fixedRangeStep(expr: TimexExpression): number {
+  const m = /^\s*(day|hour)\s*(?:\(\s*\$timestamp\s*\))?\s*$/.exec(expr.source);
+  if (m === null) return 0;
+  const step = m[1] === 'day' ? US_PER_DAY : US_PER_HOUR;
+  // Belt and braces: the shortcut must agree with the expression on a few instants, or it is not used.
+  for (const t of [0, 1, -1, 1_406_851_200_000_000, 1_406_937_599_999_999, -86_400_000_001]) {
+    const v = expr.evaluate({ timestamp: t }, 0);
+    const r = rangeOfStep(t, step);
+    if (v.kind !== 'range' || r === undefined || v.begin !== r || v.end !== r + step) return 0;
+  }
+  return step;
+}
+
+/** The beginning of the `step`-long interval containing `t`, or undefined outside the supported years. */
+function rangeOfStep(t: number, step: number): number | undefined {
+  const begin = t - (((t % step) + step) % step);
+  return begin >= MIN_INSTANT && begin + step <= MAX_INSTANT ? begin : undefined;
+}
+
+/** The most keys a trigger remembers (one per value of its first plain distinguishing trait). */
+export const KEY_MEMO_LIMIT = 8192;
+
+/** A remembered key and the entries it was built from. */
+interface KeyMemo {
+  readonly entries: readonly string[];
+  readonly key: string;
+}
+
+/** Whether every entry but the one at `skip` is the same string (usually the same cached object). */
+function sameOtherEntries(a: readonly string[], b: readonly string[], skip: number): boolean {
+  for (let i = 0; i < a.length; i++) if (i !== skip && a[i] !== b[i]) return false;
+  return true;
+}
+
+/** How one distinguishing value is read for one match criterion (map_distinguished_by resolved). */
+interface Source {
+  /** The event field to read. */
+  readonly field: string;
+  /** Whether the name exists on Object.prototype, so a trait is only an own property. */
+  readonly guarded: boolean;
+  /** `timestamp`, `message_id` or `event_type` (read from the envelope when no trait has the name). */
+  readonly envelope: boolean;
+  /** The accessor of a plain (no timex) value. */
+  readonly get: Getter;
+}
+
+function sourceOf(field: string): Source {
+  return {
+    field,
+    guarded: field in Object.prototype,
+    envelope: field === 'timestamp' || field === 'message_id' || field === 'event_type',
+    get: fieldGetter(field),
+  };
+}
+
 /** Builds the frozen trigger object around closures specialised for its shape. */
 function makeTrigger(p: TriggerParts): CompiledTrigger {
   const dist = p.distinguishedBy;
   const names = dist.map((d) => d.name);
-  const encodeKey = keyEncoder(names);
   const criteria = p.matchCriteria;
   const nCriteria = criteria.length;
   const nDist = dist.length;
   const isEvalError = p.isEvalError;
   const expiration = p.expiration;
-  const present = names.map(fieldGetter);
-  // Per match criterion, the accessor of each distinguishing value (map_distinguished_by resolved once).
-  const sources = criteria.map((c) =>
+  // The envelope fields are always there (fieldOf never misses them): only traits need checking.
+  const checked = names.filter((n) => n !== 'timestamp' && n !== 'message_id' && n !== 'event_type');
+  const checkedGuarded = checked.map((n) => n in Object.prototype);
+  const nChecked = checked.length;
+  // Per match criterion, where each distinguishing value comes from.
+  const sources: Source[][] = criteria.map((c) =>
     dist.map((d) =>
-      fieldGetter(
+      sourceOf(
         Object.hasOwn(c.mapDistinguishedBy, d.name) ? (c.mapDistinguishedBy[d.name] as string) : d.name,
       ),
     ),
   );
+  const exprs = dist.map((d) => d.expr);
+  const steps = dist.map((d) => (d.expr === undefined ? 0 : fixedRangeStep(d.expr)));
+  const encoders = names.map((n) => new EntryEncoder(n));
+  // Key entries are written in code-unit order of the names, whatever the configured order.
+  const order = names
+    .map((_, i) => i)
+    .sort((a, b) => compareCodeUnits(names[a] as string, names[b] as string));
+  const entries: string[] = new Array(nDist).fill('');
+  // The key of the last event seen per value of the first plain distinguishing trait (e.g. the
+  // instance id): when the other entries are the same strings again (a stream's cached `day`
+  // range), its key is reused as is, which skips building it and hands the engine a string whose
+  // hash V8 has already computed. Bounded: cleared when full.
+  const memoAt = dist.findIndex((d) => d.expr === undefined);
+  const memo = new Map<string, KeyMemo>();
+  const buildKey = (): string => {
+    let key = '[';
+    for (let k = 0; k < nDist; k++) {
+      if (k > 0) key += ',';
+      key += entries[order[k] as number] as string;
+    }
+    return `${key}]`;
+  };
+
+  // Per event_type, the criteria whose event_type part matches, in order (the type decision is a
+  // pure function of the type, so it is remembered; bounded so odd input cannot grow it).
+  const byType = new Map<string, readonly number[]>();
+  const candidatesOf = (eventType: string): readonly number[] => {
+    let c = byType.get(eventType);
+    if (c === undefined) {
+      const found: number[] = [];
+      for (let i = 0; i < nCriteria; i++) {
+        if ((criteria[i] as Criterion).matchesEventType(eventType)) {
+          found.push(i);
+          // A criterion with nothing beyond the type always matches: later ones cannot be reached.
+          if ((criteria[i] as Criterion).matchesRest === undefined) break;
+        }
+      }
+      c = found;
+      if (byType.size >= EVENT_TYPE_CACHE_LIMIT) byType.clear();
+      byType.set(eventType, c);
+    }
+    return c;
+  };
 
   const match = (event: Event, now: Instant): TriggerMatch => {
+    const traits = event.traits;
     // The reference checks the configured names, before any criterion, even when a criterion maps them.
-    for (let i = 0; i < nDist; i++) if ((present[i] as Getter)(event) === undefined) return MISSING;
+    for (let i = 0; i < nChecked; i++) {
+      const n = checked[i] as string;
+      if (traits[n] === undefined || (checkedGuarded[i] && !Object.hasOwn(traits, n))) return MISSING;
+    }
+    const candidates = candidatesOf(event.event_type);
     let matched = -1;
-    for (let i = 0; i < nCriteria; i++) {
-      if ((criteria[i] as Criterion).matches(event)) {
+    for (let k = 0; k < candidates.length; k++) {
+      const i = candidates[k] as number;
+      const rest = (criteria[i] as Criterion).matchesRest;
+      if (rest === undefined || rest(event)) {
         matched = i;
         break;
       }
     }
     if (matched < 0) return NO_CRITERION;
-    const from = sources[matched] as Getter[];
+    const from = sources[matched] as Source[];
     const values: Record<string, DistinguishingValue> = {};
+    let memoText: string | undefined;
     for (let i = 0; i < nDist; i++) {
-      const d = dist[i] as DistinguishedBy;
-      const v = (from[i] as Getter)(event);
-      if (v === undefined) return MISSING;
-      if (d.expr === undefined) {
-        values[d.name] = v;
+      const src = from[i] as Source;
+      const name = names[i] as string;
+      const enc = encoders[i] as EntryEncoder;
+      const expr = exprs[i];
+      if (expr === undefined) {
+        const v = src.get(event);
+        if (v === undefined) return MISSING;
+        values[name] = v;
+        if (i === memoAt && v.type === 'text') memoText = v.value;
+        else entries[i] = enc.trait(v);
         continue;
       }
-      if (v.type !== 'datetime') return BAD_VALUE;
-      let t: TimexValue;
-      try {
-        t = d.expr.evaluate({ timestamp: v.value }, now);
-      } catch (err) {
-        if (isEvalError(err)) return BAD_VALUE;
-        throw err;
+      // The instant the timex applies to, read without building a field object.
+      const f = src.field;
+      const tv = src.guarded ? (Object.hasOwn(traits, f) ? traits[f] : undefined) : traits[f];
+      let t: number;
+      if (tv !== undefined) {
+        if (tv.type !== 'datetime') return BAD_VALUE;
+        t = tv.value;
+      } else if (f === 'timestamp') {
+        t = event.timestamp;
+      } else {
+        // message_id / event_type are text; any other name is simply missing.
+        return src.envelope ? BAD_VALUE : MISSING;
       }
-      values[d.name] =
-        t.kind === 'range'
-          ? { type: 'range', begin: t.begin, end: t.end }
-          : { type: 'datetime', value: t.at };
+      const step = steps[i] as number;
+      const begin = step > 0 ? rangeOfStep(t, step) : undefined;
+      let e: EncodedValue;
+      if (begin !== undefined) {
+        e = enc.range(begin, begin + step);
+      } else {
+        let r: TimexValue;
+        try {
+          r = expr.evaluate({ timestamp: t }, now);
+        } catch (err) {
+          if (isEvalError(err)) return BAD_VALUE;
+          throw err;
+        }
+        e = r.kind === 'range' ? enc.range(r.begin, r.end) : enc.datetime(r.at);
+      }
+      values[name] = e.value;
+      entries[i] = e.entry;
     }
-    return { matched: true, distinguishing: values, key: encodeKey(values) };
+    if (memoText === undefined) return { matched: true, distinguishing: values, key: buildKey() };
+    const m = memo.get(memoText);
+    if (m !== undefined && sameOtherEntries(m.entries, entries, memoAt)) {
+      return { matched: true, distinguishing: values, key: m.key };
+    }
+    entries[memoAt] = (encoders[memoAt] as EntryEncoder).trait(values[names[memoAt] as string] as TraitValue);
+    const key = buildKey();
+    if (memo.size >= KEY_MEMO_LIMIT) memo.clear();
+    memo.set(memoText, { entries: entries.slice(), key });
+    return { matched: true, distinguishing: values, key };
   };
 
   const expirationOf = (first: Instant, last: Instant, now: Instant): Instant => {

@@ -21,6 +21,7 @@
  * {@link parseKey} gives the values back.
  */
 import { InputError } from '../errors.js';
+import type { TraitValue } from '../model/event.js';
 import { parseDatetime } from '../timex/instant.js';
 import type { DistinguishingValue, DistinguishingValues } from './types.js';
 
@@ -60,6 +61,18 @@ export function isoInstant(t: number): string {
   return `${String(year).padStart(4, '0')}-${pad2(month)}-${pad2(day)}T${pad2(hour)}:${pad2(minute)}:${pad2(second)}.${String(micro).padStart(6, '0')}Z`;
 }
 
+/** Characters JSON.stringify escapes in a string: `"`, `\`, controls, and (lone) surrogates. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * `JSON.stringify(s)` for a string, faster for the usual text with nothing to escape (ids, names):
+ * one RegExp test and a concatenation. Any character JSON would escape, and any surrogate (so a
+ * lone one is escaped exactly as JSON.stringify does), takes the JSON.stringify path.
+ */
+export function jsonString(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
 /** Encodes one `[name, tag, …]` entry. */
 export function keyEntry(name: string, v: DistinguishingValue): string {
   return entryText(JSON.stringify(name), v, isoInstant);
@@ -68,7 +81,7 @@ export function keyEntry(name: string, v: DistinguishingValue): string {
 function entryText(quotedName: string, v: DistinguishingValue, iso: (t: number) => string): string {
   switch (v.type) {
     case 'text':
-      return `[${quotedName},"t",${JSON.stringify(v.value)}]`;
+      return `[${quotedName},"t",${jsonString(v.value)}]`;
     case 'int':
       return `[${quotedName},"i","${numberText(v.value)}"]`;
     case 'float':
@@ -138,6 +151,92 @@ export function keyEncoder(names: readonly string[]): (values: DistinguishingVal
     return `${out}]`;
   };
 }
+/** A computed distinguishing value (a timex result) with its key entry, as {@link EntryEncoder} caches them. */
+export interface EncodedValue {
+  readonly value: DistinguishingValue;
+  /** `keyEntry(name, value)`. */
+  readonly entry: string;
+}
+
+/** `a === b`, but telling 0 from -0, so a cached value is never handed out for the other zero. */
+const sameInstant = (a: number, b: number) => a === b && (a !== 0 || Object.is(a, b));
+
+/**
+ * Key entries of one distinguishing name, with the last few computed values remembered: the
+ * events of a stream share their `day` range, so in steady state a matched event reuses the
+ * frozen range object and its formatted entry instead of allocating and formatting them again.
+ * The cache is a small ring (per trigger and name, nothing shared); a hit needs the exact same
+ * kind, begin and end, so it never returns a value for another instant.
+ */
+export class EntryEncoder {
+  private readonly quoted: string;
+  private readonly kinds: Array<'range' | 'datetime' | ''>;
+  private readonly begins: number[];
+  private readonly ends: number[];
+  private readonly values: EncodedValue[];
+  private next = 0;
+
+  /** @param size ring slots (≥ 1): 4 covers a stream's day plus the previous day of audit events. */
+  constructor(
+    readonly name: string,
+    private readonly size = 4,
+  ) {
+    if (!(Number.isSafeInteger(size) && size >= 1)) throw new RangeError('cache size must be ≥ 1');
+    this.quoted = JSON.stringify(name);
+    this.kinds = new Array(size).fill('');
+    this.begins = new Array(size).fill(Number.NaN);
+    this.ends = new Array(size).fill(Number.NaN);
+    this.values = new Array(size);
+  }
+
+  /** The key entry of a trait value (taken as is: an event's trait object is already immutable). */
+  trait(v: TraitValue): string {
+    return entryText(this.quoted, v, isoInstant);
+  }
+
+  /** The range [begin, end) as a value and its entry. */
+  range(begin: number, end: number): EncodedValue {
+    for (let i = 0; i < this.size; i++) {
+      if (
+        this.kinds[i] === 'range' &&
+        sameInstant(this.begins[i] as number, begin) &&
+        sameInstant(this.ends[i] as number, end)
+      ) {
+        return this.values[i] as EncodedValue;
+      }
+    }
+    const value: DistinguishingValue = Object.freeze({ type: 'range', begin, end });
+    return this.remember('range', begin, end, value);
+  }
+
+  /** The single instant `at` as a datetime value and its entry. */
+  datetime(at: number): EncodedValue {
+    for (let i = 0; i < this.size; i++) {
+      if (this.kinds[i] === 'datetime' && sameInstant(this.begins[i] as number, at)) {
+        return this.values[i] as EncodedValue;
+      }
+    }
+    const value: DistinguishingValue = Object.freeze({ type: 'datetime', value: at });
+    return this.remember('datetime', at, at, value);
+  }
+
+  private remember(
+    kind: 'range' | 'datetime',
+    begin: number,
+    end: number,
+    value: DistinguishingValue,
+  ): EncodedValue {
+    const e: EncodedValue = Object.freeze({ value, entry: entryText(this.quoted, value, isoInstant) });
+    const i = this.next;
+    this.next = i + 1 === this.size ? 0 : i + 1;
+    this.kinds[i] = kind;
+    this.begins[i] = begin;
+    this.ends[i] = end;
+    this.values[i] = e;
+    return e;
+  }
+}
+
 /** Plain `<` on strings compares UTF-16 code units, which is locale-independent and stable. */
 export function compareCodeUnits(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

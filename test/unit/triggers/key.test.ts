@@ -24,7 +24,13 @@ const values: fc.Arbitrary<DistinguishingValues> = fc.dictionary(fc.string({ uni
 function normalise(v: DistinguishingValues): DistinguishingValues {
   const out: Record<string, DistinguishingValue> = {};
   for (const [k, x] of Object.entries(v)) {
-    out[k] = (x.type === 'int' || x.type === 'float') && Object.is(x.value, -0) ? { ...x, value: 0 } : x;
+    // defineProperty: fast-check may generate the name `__proto__`, which assignment would swallow.
+    Object.defineProperty(out, k, {
+      value: (x.type === 'int' || x.type === 'float') && Object.is(x.value, -0) ? { ...x, value: 0 } : x,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }
@@ -126,7 +132,9 @@ describe('stream key', () => {
           const encode = keyEncoder(names);
           for (const row of rows) {
             const v: Record<string, (typeof row)[number]> = {};
-            names.forEach((n, i) => Object.defineProperty(v, n, { value: row[i], enumerable: true }));
+            names.forEach((n, i) => {
+              Object.defineProperty(v, n, { value: row[i], enumerable: true });
+            });
             assert.equal(encode(v), distinguishingKey(v));
           }
         },
