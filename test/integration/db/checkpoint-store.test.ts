@@ -8,7 +8,7 @@ import {
 } from '../../../src/db/checkpoint-store.js';
 import { DatabaseError } from '../../../src/db/errors.js';
 import { type DatabasePool, sql } from '../../../src/db/pool.js';
-import { datetime, type Event, float, int, text } from '../../../src/model/event.js';
+import { datetime, type Event, float, int, type TraitValue, text } from '../../../src/model/event.js';
 import { INTEGRATION_TIMEOUT_MS } from '../../helpers/integration.js';
 import { migratedDatabase } from './schema.js';
 
@@ -266,7 +266,7 @@ describe('CheckpointStore', () => {
       const db = await migratedDatabase(t, 'it_ckpt_traits');
       const store = new CheckpointStore(db.pool);
       const { epoch } = await store.claimPartition('events', 3);
-      const event = ev('m-1', T0, {
+      let event = ev('m-1', T0, {
         memory_mb: int(15360),
         big: int(Number.MAX_SAFE_INTEGER),
         negative: int(-7),
@@ -279,6 +279,15 @@ describe('CheckpointStore', () => {
         numeric_text: text('1.0'),
         unicode: text('zürich 東京 "quoted" \\ \n'),
       });
+      // Trait names that are Object.prototype members must stay plain data on the way back.
+      const traits = Object.assign(Object.create(null), event.traits) as Record<string, TraitValue>;
+      for (const [name, value] of [
+        ['__proto__', text('proto')],
+        ['constructor', int(1)],
+      ] as const) {
+        Object.defineProperty(traits, name, { value, enumerable: true, writable: true, configurable: true });
+      }
+      event = { ...event, traits };
       await store.checkpoint(
         checkpoint(epoch, {
           offset: 1,
@@ -289,6 +298,9 @@ describe('CheckpointStore', () => {
       );
       const [back] = await store.loadStreamEvents('p3-1');
       assert.deepEqual({ ...back, traits: { ...back!.traits } }, { ...event, traits: { ...event.traits } });
+      assert.equal(Object.getPrototypeOf(back!.traits), null);
+      assert.deepEqual(Object.getOwnPropertyDescriptor(back!.traits, '__proto__')?.value, text('proto'));
+      assert.equal(Object.keys(back!.traits).length, 13);
       // What SQL sees is typed too (usable in ad-hoc queries and by other tools).
       const ratio = await db.pool.one(
         sql.unsafe`SELECT traits->'ratio'->>'type' AS type, jsonb_typeof(traits->'ratio'->'value') AS json FROM stream_events`,
