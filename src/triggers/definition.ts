@@ -23,7 +23,7 @@ import {
   fieldGetter,
 } from './criteria.js';
 import { compareCodeUnits, type EncodedValue, EntryEncoder } from './key.js';
-import type { DistinguishingValue, TriggerDefinition, TriggerMatch } from './types.js';
+import type { DistinguishingValue, DistinguishingValues, TriggerDefinition, TriggerMatch } from './types.js';
 
 const TRIGGER_KEYS = [
   'name',
@@ -415,15 +415,28 @@ function rangeOfStep(t: number, step: number): number | undefined {
 /** The most keys a trigger remembers (one per value of its first plain distinguishing trait). */
 export const KEY_MEMO_LIMIT = 8192;
 
-/** A remembered key and the entries it was built from. */
+/** A remembered match result and the values (in distinguished_by order) it was built from. */
 interface KeyMemo {
-  readonly entries: readonly string[];
-  readonly key: string;
+  readonly vals: readonly DistinguishingValue[];
+  readonly result: TriggerMatch;
 }
 
-/** Whether every entry but the one at `skip` is the same string (usually the same cached object). */
-function sameOtherEntries(a: readonly string[], b: readonly string[], skip: number): boolean {
-  for (let i = 0; i < a.length; i++) if (i !== skip && a[i] !== b[i]) return false;
+/** Whether two distinguishing values are the same (the same object, or the same type and value; -0 is not 0). */
+function sameValue(a: DistinguishingValue, b: DistinguishingValue): boolean {
+  if (a === b) return true;
+  if (a.type === 'range') return b.type === 'range' && Object.is(a.begin, b.begin) && Object.is(a.end, b.end);
+  return a.type === b.type && Object.is(a.value, (b as TraitValue).value);
+}
+
+/** Whether every value but the one at `skip` is the same. */
+function sameOtherValues(
+  a: readonly DistinguishingValue[],
+  b: readonly DistinguishingValue[],
+  skip: number,
+): boolean {
+  for (let i = 0; i < a.length; i++) {
+    if (i !== skip && !sameValue(a[i] as DistinguishingValue, b[i] as DistinguishingValue)) return false;
+  }
   return true;
 }
 
@@ -477,19 +490,27 @@ function makeTrigger(p: TriggerParts): CompiledTrigger {
     .map((_, i) => i)
     .sort((a, b) => compareCodeUnits(names[a] as string, names[b] as string));
   const entries: string[] = new Array(nDist).fill('');
-  // The key of the last event seen per value of the first plain distinguishing trait (e.g. the
-  // instance id): when the other entries are the same strings again (a stream's cached `day`
-  // range), its key is reused as is, which skips building it and hands the engine a string whose
-  // hash V8 has already computed. Bounded: cleared when full.
+  // The values of the event being matched, in distinguished_by order (scratch: match never re-enters).
+  const vals: DistinguishingValue[] = new Array(nDist);
+  // The result for the last event seen per value of the first plain distinguishing trait (e.g.
+  // the instance id): when the other values are the same again (a stream's cached `day` range is
+  // the same object), that result is returned as is. This skips building the values and the key,
+  // and hands the engine a key string whose hash V8 has already computed. Bounded: cleared when full.
   const memoAt = dist.findIndex((d) => d.expr === undefined);
   const memo = new Map<string, KeyMemo>();
-  const buildKey = (): string => {
+  const resultOf = (): { matched: true; distinguishing: DistinguishingValues; key: string } => {
+    const values: Record<string, DistinguishingValue> = {};
+    for (let i = 0; i < nDist; i++) {
+      const v = vals[i] as DistinguishingValue;
+      values[names[i] as string] = v;
+      if (exprs[i] === undefined) entries[i] = (encoders[i] as EntryEncoder).trait(v as TraitValue);
+    }
     let key = '[';
     for (let k = 0; k < nDist; k++) {
       if (k > 0) key += ',';
       key += entries[order[k] as number] as string;
     }
-    return `${key}]`;
+    return { matched: true, distinguishing: values, key: `${key}]` };
   };
 
   // Per event_type, the criteria whose event_type part matches, in order (the type decision is a
@@ -532,19 +553,15 @@ function makeTrigger(p: TriggerParts): CompiledTrigger {
     }
     if (matched < 0) return NO_CRITERION;
     const from = sources[matched] as Source[];
-    const values: Record<string, DistinguishingValue> = {};
     let memoText: string | undefined;
     for (let i = 0; i < nDist; i++) {
       const src = from[i] as Source;
-      const name = names[i] as string;
-      const enc = encoders[i] as EntryEncoder;
       const expr = exprs[i];
       if (expr === undefined) {
         const v = src.get(event);
         if (v === undefined) return MISSING;
-        values[name] = v;
+        vals[i] = v;
         if (i === memoAt && v.type === 'text') memoText = v.value;
-        else entries[i] = enc.trait(v);
         continue;
       }
       // The instant the timex applies to, read without building a field object.
@@ -560,6 +577,7 @@ function makeTrigger(p: TriggerParts): CompiledTrigger {
         // message_id / event_type are text; any other name is simply missing.
         return src.envelope ? BAD_VALUE : MISSING;
       }
+      const enc = encoders[i] as EntryEncoder;
       const step = steps[i] as number;
       const begin = step > 0 ? rangeOfStep(t, step) : undefined;
       let e: EncodedValue;
@@ -575,19 +593,17 @@ function makeTrigger(p: TriggerParts): CompiledTrigger {
         }
         e = r.kind === 'range' ? enc.range(r.begin, r.end) : enc.datetime(r.at);
       }
-      values[name] = e.value;
+      vals[i] = e.value;
       entries[i] = e.entry;
     }
-    if (memoText === undefined) return { matched: true, distinguishing: values, key: buildKey() };
+    if (memoText === undefined) return resultOf();
     const m = memo.get(memoText);
-    if (m !== undefined && sameOtherEntries(m.entries, entries, memoAt)) {
-      return { matched: true, distinguishing: values, key: m.key };
-    }
-    entries[memoAt] = (encoders[memoAt] as EntryEncoder).trait(values[names[memoAt] as string] as TraitValue);
-    const key = buildKey();
+    if (m !== undefined && sameOtherValues(m.vals, vals, memoAt)) return m.result;
+    const result = resultOf();
+    Object.freeze(result.distinguishing);
     if (memo.size >= KEY_MEMO_LIMIT) memo.clear();
-    memo.set(memoText, { entries: entries.slice(), key });
-    return { matched: true, distinguishing: values, key };
+    memo.set(memoText, { vals: vals.slice(), result: Object.freeze(result) });
+    return result;
   };
 
   const expirationOf = (first: Instant, last: Instant, now: Instant): Instant => {

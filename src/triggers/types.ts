@@ -59,6 +59,8 @@ export interface TriggerDefinition {
    * Whether the event joins this trigger (any match criterion, all distinguishing traits present).
    * Pure and deterministic; never throws for any event. `now` is only used by an expression that
    * would read `$timestamp` without it being set, which the loader's checks make impossible today.
+   * The result is immutable and may be the same (frozen) object as for an earlier event with the
+   * same distinguishing values: compare results by value, never mutate them.
    */
   match(event: Event, now: Instant): TriggerMatch;
   /**

@@ -99,10 +99,15 @@ const traitValue: fc.Arbitrary<TraitValue> = fc.oneof(
     weight: 1,
     arbitrary: fc.string({ unit: 'binary', maxLength: 6 }).map((v) => ({ type: 'text' as const, value: v })),
   },
-  { weight: 1, arbitrary: fc.integer({ min: -3, max: 3 }).map((v) => ({ type: 'int' as const, value: v })) },
   {
     weight: 1,
-    arbitrary: fc.constantFrom(0.5, -0, 3, Number.NaN).map((v) => ({ type: 'float' as const, value: v })),
+    arbitrary: fc
+      .oneof(fc.integer({ min: -3, max: 3 }), fc.constant(-0))
+      .map((v) => ({ type: 'int' as const, value: v })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(0.5, -0, 0, 3, Number.NaN).map((v) => ({ type: 'float' as const, value: v })),
   },
   { weight: 3, arbitrary: instant.map((v) => ({ type: 'datetime' as const, value: v })) },
 );
@@ -230,6 +235,33 @@ describe('fast match path', () => {
         }
       }),
     );
+  });
+
+  test('a remembered result is reused only for the very same values (0 and -0, int and float differ)', () => {
+    const dist: Dist[] = ['id', 'n', { timestamp: 'day' }];
+    const t = trigger(base({ distinguished_by: dist }));
+    const seq: TraitValue[] = [
+      { type: 'float', value: 0 },
+      { type: 'float', value: -0 },
+      { type: 'int', value: 0 },
+      { type: 'int', value: -0 },
+      { type: 'float', value: Number.NaN },
+      { type: 'float', value: Number.NaN },
+      { type: 'text', value: '0' },
+      { type: 'float', value: 0 },
+    ];
+    for (const n of [...seq, ...seq]) {
+      const e: Event = {
+        message_id: 'm',
+        event_type: 'test.x',
+        timestamp: day0,
+        traits: { id: { type: 'text', value: 'a' }, n },
+      };
+      const m = t.match(e, NOW);
+      assert.deepEqual(m, slowMatch(t, dist, e, NOW));
+      assert.ok(m.matched);
+      assert.ok(Object.is((m.distinguishing.n as { value: unknown }).value, n.value));
+    }
   });
 
   test('more distinct event types than the decision cache holds: still decided correctly', () => {
