@@ -398,10 +398,14 @@ export function fixedRangeStep(expr: TimexExpression): number {
   if (m === null) return 0;
   const step = m[1] === 'day' ? US_PER_DAY : US_PER_HOUR;
   // Belt and braces: the shortcut must agree with the expression on a few instants, or it is not used.
-  for (const t of [0, 1, -1, 1_406_851_200_000_000, 1_406_937_599_999_999, -86_400_000_001]) {
-    const v = expr.evaluate({ timestamp: t }, 0);
-    const r = rangeOfStep(t, step);
-    if (v.kind !== 'range' || r === undefined || v.begin !== r || v.end !== r + step) return 0;
+  try {
+    for (const t of [0, 1, -1, 1_406_851_200_000_000, 1_406_937_599_999_999, -86_400_000_001]) {
+      const v = expr.evaluate({ timestamp: t }, 0);
+      const r = rangeOfStep(t, step);
+      if (v.kind !== 'range' || r === undefined || v.begin !== r || v.end !== r + step) return 0;
+    }
+  } catch {
+    return 0;
   }
   return step;
 }
