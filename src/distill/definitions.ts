@@ -4,8 +4,8 @@
  * problem is collected (with its line) before failing, so a user fixes them all in one go.
  */
 import type { ConfigProblem } from '../errors.js';
+import { compileEventTypes, type EventTypeMatcher, globError } from '../glob.js';
 import type { TraitType } from '../model/event.js';
-import { compileEventTypes, type EventTypeMatcher } from './glob.js';
 import { compileFields, type FieldSelector, JsonPathError } from './jsonpath.js';
 import { builtinParameters, builtinPlugins, type TraitPlugin, type TraitPluginFactory } from './plugins.js';
 
@@ -289,6 +289,15 @@ export function compileDefinitions(
         ),
       );
       ok = false;
+    }
+    for (const t of types) {
+      const bad = globError(t.startsWith('!') ? t.slice(1) : t);
+      if (bad !== undefined) {
+        problems.push(
+          sink.problem(`${where}: invalid event_type glob ${JSON.stringify(t)}: ${bad}`, entry, 'event_type'),
+        );
+        ok = false;
+      }
     }
     const traitsCfg = entry.traits;
     let ownTraits: Record<string, unknown> = {};

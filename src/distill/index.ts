@@ -4,6 +4,7 @@
  * notification.
  */
 
+export { compileEventTypes, compileGlob, type EventTypeMatcher, type GlobMatcher } from '../glob.js';
 export {
   type CompiledDefinition,
   type CompiledTrait,
@@ -22,7 +23,6 @@ export {
   MALFORMED_REASONS,
   type MalformedReason,
 } from './distiller.js';
-export { compileEventTypes, compileGlob, type EventTypeMatcher, type GlobMatcher } from './glob.js';
 export { compileFields, type FieldMatch, type FieldSelector, JsonPathError } from './jsonpath.js';
 export {
   bitfieldPlugin,

@@ -14,11 +14,11 @@
 import type { Problems } from '../config/problems.js';
 import { closest } from '../config/settings.js';
 import { columnInScalar, describe, type YMap, type YNode, type YScalar } from '../config/yaml.js';
+import { compileEventTypes, globError } from '../glob.js';
 import { type Event, fieldOf, type TraitValue } from '../model/event.js';
 import type { Instant } from '../timex/instant.js';
 import { parseDatetime } from '../timex/instant.js';
 import type { TimexExpression, TimexValue, TimexVariables } from '../timex/types.js';
-import { compileGlobs, globError } from './glob.js';
 import type { FireCriterion } from './types.js';
 
 /** Parses a timex expression; throws an error with a numeric `position` on a syntax error. */
@@ -124,14 +124,17 @@ export function compileCriterion(node: YNode, ctx: CompileContext, where: string
   const errorsBefore = ctx.problems.errors.length;
   checkKeys(node, CRITERION_KEYS, ctx, where);
 
-  // event_type: a glob or a list of globs; `!glob` excludes; only exclusions means "all but".
-  const included: string[] = [];
-  const excluded: string[] = [];
+  // event_type: a glob or a list of globs; `!glob` excludes; only exclusions means "all but";
+  // absent means every type, an empty list none (as the reference's Criteria reads it).
+  const patterns: string[] = [];
   const et = node.get('event_type');
   if (et === undefined) {
-    included.push('*');
+    patterns.push('*');
   } else {
     const items = et.value.kind === 'seq' ? et.value.items : [et.value];
+    if (items.length === 0) {
+      ctx.problems.warn(ctx.file, et.value.pos, `${where}: an empty event_type list matches nothing`);
+    }
     for (const item of items) {
       if (item.kind !== 'scalar' || typeof item.value !== 'string' || item.value === '') {
         ctx.problems.error(
@@ -141,8 +144,7 @@ export function compileCriterion(node: YNode, ctx: CompileContext, where: string
         );
         continue;
       }
-      const glob = item.value.startsWith('!') ? item.value.slice(1) : item.value;
-      const bad = globError(glob);
+      const bad = globError(item.value.startsWith('!') ? item.value.slice(1) : item.value);
       if (bad !== undefined) {
         ctx.problems.error(
           ctx.file,
@@ -151,13 +153,10 @@ export function compileCriterion(node: YNode, ctx: CompileContext, where: string
         );
         continue;
       }
-      if (item.value.startsWith('!')) excluded.push(item.value.slice(1));
-      else included.push(item.value);
+      patterns.push(item.value);
     }
-    if (included.length === 0) included.push('*');
   }
-  const isIncluded = compileGlobs(included);
-  const isExcluded = compileGlobs(excluded);
+  const eventTypes = compileEventTypes(patterns);
 
   let number = 1;
   const num = node.get('number');
@@ -218,7 +217,7 @@ export function compileCriterion(node: YNode, ctx: CompileContext, where: string
   }
   if (ctx.problems.errors.length > errorsBefore) return undefined;
 
-  const matchesType = excluded.length === 0 ? isIncluded : (s: string) => isIncluded(s) && !isExcluded(s);
+  const matchesType = eventTypes.test;
   const isEvalError = ctx.isEvalError;
   const timestampVars = timestamp === undefined ? undefined : variablesFor(timestamp);
   const inTime =

@@ -2,6 +2,8 @@
  * Triggers (SPEC §4): triggers.yaml compiled into {@link TriggerDefinition}s whose `match` gives
  * the stream identity (distinguishing values and the canonical key) of an event.
  */
+
+export { compileGlobs, type GlobMatcher, globError } from '../glob.js';
 export {
   type CompileContext,
   type Criterion,
@@ -11,7 +13,6 @@ export {
   timexContains,
 } from './criteria.js';
 export { type CompiledTrigger, compileTriggers, type TriggerSource } from './definition.js';
-export { compileGlobs, type GlobMatcher, globError } from './glob.js';
 export { distinguishingKey, isoInstant, keyEncoder, keyOf, parseKey } from './key.js';
 export type {
   DistinguishingValue,

@@ -186,6 +186,10 @@ describe('bad trait configs are ConfigErrors (reference cases)', () => {
     assert.throws(() => createDistiller({ event_type: 'x', traits: {} }), /must be a list/);
     assert.throws(() => createDistiller(['x']), /expected a mapping/);
     assert.throws(() => createDistiller([{ event_type: 5, traits: {} }]), /'event_type' must be a glob/);
+    assert.throws(
+      () => createDistiller([{ event_type: ['compute.*', '![z-a]'], traits: {} }]),
+      /invalid event_type glob "!\[z-a\]"/,
+    );
   });
   test('every problem is reported at once', () => {
     try {

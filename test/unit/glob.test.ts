@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { compileGlobs, globError, globToRegExpSource } from '../../../src/triggers/glob.js';
+import { compileGlobs, globError, globToRegExpSource } from '../../src/glob.js';
 
 const m = (globs: string[], s: string) => compileGlobs(globs)(s);
 

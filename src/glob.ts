@@ -1,7 +1,11 @@
 /**
  * Shell-style globs as Python's `fnmatch.fnmatch` reads them on POSIX (what the reference uses
- * for `event_type`): `*` any run of characters (dots included), `?` one character, `[abc]` /
- * `[a-z]` a set, `[!abc]` its complement; case-sensitive; a `[` without a closing `]` is literal.
+ * for `event_type` in event definitions and trigger criteria): `*` any run of characters (dots
+ * included), `?` one character, `[abc]` / `[a-z]` a set, `[!abc]` its complement; case-sensitive;
+ * a `[` without a closing `]` is literal. A reversed range (`[z-a]`) is refused by
+ * {@link globError} at load time (the reference crashed on it when matching).
+ *
+ * The distiller and the triggers both compile their `event_type` rules here.
  */
 
 /** Why a glob cannot be used (e.g. a reversed range `[z-a]`), or undefined when it is valid. */
@@ -104,4 +108,36 @@ export function compileGlobs(globs: readonly string[]): GlobMatcher {
     return (s) => a(s) || b(s);
   }
   return (s) => tests.some((t) => t(s));
+}
+
+/** Compiles one glob (see {@link compileGlobs}). */
+export function compileGlob(glob: string): GlobMatcher {
+  return compileGlobs([glob]);
+}
+
+/**
+ * The `event_type` rule of an event definition or a trigger criterion: a list of globs where
+ * `!glob` excludes; a list of only exclusions means "everything except". Matches when some
+ * inclusion matches and no exclusion does.
+ */
+export interface EventTypeMatcher {
+  readonly test: GlobMatcher;
+  /** True when the rule is exactly "everything" (`*` included, nothing excluded). */
+  readonly isCatchAll: boolean;
+}
+
+/** Compiles an event_type rule (see {@link EventTypeMatcher}); check each glob with {@link globError} first. */
+export function compileEventTypes(patterns: readonly string[]): EventTypeMatcher {
+  const included: string[] = [];
+  const excluded: string[] = [];
+  for (const p of patterns) {
+    if (p.startsWith('!')) excluded.push(p.slice(1));
+    else included.push(p);
+  }
+  if (excluded.length > 0 && included.length === 0) included.push('*');
+  const isIncluded = compileGlobs(included);
+  const isCatchAll = excluded.length === 0 && included.some((g) => /^\*+$/.test(g));
+  if (excluded.length === 0) return { test: isIncluded, isCatchAll };
+  const isExcluded = compileGlobs(excluded);
+  return { test: (t) => isIncluded(t) && !isExcluded(t), isCatchAll };
 }
