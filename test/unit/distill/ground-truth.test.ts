@@ -60,10 +60,7 @@ async function check(definitions: string, folder: string) {
 
 describe('ground truth from the reference stackdistiller', () => {
   test('the production StackTach definitions over the notigen templates', async () => {
-    const n = await check(
-      join(fixtures, '../../../../shared/data/stacktach-config/event_definitions.yaml'),
-      'stacktach',
-    );
+    const n = await check(join(fixtures, '../../../etc/event_definitions.yaml'), 'stacktach');
     assert.ok(n >= 60, `only ${n} events compared`);
   });
   test('edge cases: paths, quoting, plugins, conversions, globs', async () => {

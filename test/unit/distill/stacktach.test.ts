@@ -1,6 +1,6 @@
 /**
  * The production StackTach event definitions over the real notification templates
- * (../shared/data), with the placeholders filled the way notigen fills them.
+ * (etc/ and the notigen templates, copies of ../shared/data), with the placeholders filled the way notigen fills them.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -11,9 +11,11 @@ import { type Distiller, loadDistiller } from '../../../src/distill/index.js';
 import type { Event, TraitValue } from '../../../src/model/event.js';
 import { formatInstant, parseDatetime, US_PER_DAY, US_PER_SECOND } from '../../../src/timex/instant.js';
 
-const data = join(dirname(fileURLToPath(import.meta.url)), '../../../../shared/data');
-const templates = join(data, 'notigen-templates');
-const definitions = join(data, 'stacktach-config/event_definitions.yaml');
+// The repository's own copies (etc/ is byte-identical to shared/data/stacktach-config), so the
+// test runs in any clone, with or without shared/ beside it.
+const root = join(dirname(fileURLToPath(import.meta.url)), '../../..');
+const templates = join(root, 'src/notigen/templates');
+const definitions = join(root, 'etc/event_definitions.yaml');
 
 const START = parseDatetime('2015-01-22T02:50:22.702356Z');
 
