@@ -1,0 +1,281 @@
+/**
+ * The route stage of the trigger worker: notifications in, one stream-events record out per
+ * (trigger, distinguishing values) the event matched, malformed input to the dead-letter topic.
+ *
+ * {@link Router} is the pure core (no Kafka, no clock): it turns a batch of consumed messages into the
+ * messages to produce. {@link RouterWorker} drives it from a kafkajs consumer (eachBatch) and producer,
+ * committing a notification's offset only after everything it produced was acknowledged, so the stage is
+ * at-least-once (the streams stage ignores a repeated message id per stream). It also sends the periodic
+ * time ticks to every stream-events partition.
+ */
+import type { Distiller } from '../distill/index.js';
+import { describeKafkaError } from '../kafka/errors.js';
+import { encodeStreamEvent, encodeTick, streamRecordKey } from '../kafka/records.js';
+import type { Consumer, EachBatchPayload, Producer } from '../kafka/types.js';
+import type { Instant } from '../timex/instant.js';
+import type { TriggerDefinition } from '../triggers/types.js';
+
+/** A consumed message, as much of it as routing needs (kafkajs' KafkaMessage satisfies it). */
+export interface InboundMessage {
+  readonly offset: string;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+}
+
+/** A message to produce. */
+export interface OutboundMessage {
+  readonly topic: string;
+  readonly key: string | Buffer | null;
+  readonly value: string | Buffer | null;
+  /** Set for ticks (one per partition); otherwise the key decides. */
+  readonly partition?: number;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Why a notification went to the dead-letter topic: the distiller's reasons, or an empty value. */
+export type DeadLetterReason = string;
+
+/** Counters of what the router did (all monotonic). */
+export interface RouterCounts {
+  notifications: number;
+  /** Notifications distilled into an event. */
+  events: number;
+  /** Notifications no event definition covers (dropped, as the reference does). */
+  unmatched: number;
+  /** Events that matched no trigger. */
+  joinedNone: number;
+  /** stream-events records produced (one per matching trigger). */
+  records: number;
+  /** Dead-lettered notifications by reason. */
+  deadLettered: Record<DeadLetterReason, number>;
+}
+
+/** Options of {@link Router}. */
+export interface RouterOptions {
+  readonly distiller: Distiller;
+  readonly triggers: readonly TriggerDefinition[];
+  readonly streamEventsTopic: string;
+  readonly deadLetterTopic: string;
+}
+
+/** The pure routing core. Holds only counters and the highest event time routed. */
+export class Router {
+  readonly counts: RouterCounts = {
+    notifications: 0,
+    events: 0,
+    unmatched: 0,
+    joinedNone: 0,
+    records: 0,
+    deadLettered: Object.create(null),
+  };
+  private highest: Instant = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly options: RouterOptions) {}
+
+  /** The highest timestamp of an event routed so far, or null before the first. */
+  get highestEventTime(): Instant | null {
+    return this.highest === Number.NEGATIVE_INFINITY ? null : this.highest;
+  }
+
+  /**
+   * The messages to produce for `messages` of `topic`/`partition`, in input order. Never throws for any
+   * message content: what cannot be read goes to the dead-letter topic with its reason.
+   */
+  route(topic: string, partition: number, messages: readonly InboundMessage[]): OutboundMessage[] {
+    const { distiller, triggers, streamEventsTopic } = this.options;
+    const out: OutboundMessage[] = [];
+    const counts = this.counts;
+    for (const m of messages) {
+      counts.notifications++;
+      if (m.value === null || m.value.length === 0) {
+        out.push(this.deadLetter(topic, partition, m, 'empty_value', 'the record has no value'));
+        continue;
+      }
+      const r = distiller.distillJson(m.value.toString('utf8'));
+      if (!r.ok) {
+        if (r.kind === 'unmatched') counts.unmatched++;
+        else out.push(this.deadLetter(topic, partition, m, r.reason, r.detail));
+        continue;
+      }
+      const event = r.event;
+      counts.events++;
+      if (event.timestamp > this.highest) this.highest = event.timestamp;
+      let joined = 0;
+      for (const def of triggers) {
+        const match = def.match(event, event.timestamp);
+        if (!match.matched) continue;
+        joined++;
+        out.push({
+          topic: streamEventsTopic,
+          key: streamRecordKey(def.name, match.key),
+          value: encodeStreamEvent({
+            trigger: def.name,
+            key: match.key,
+            distinguishing: match.distinguishing,
+            event,
+          }),
+        });
+      }
+      counts.records += joined;
+      if (joined === 0) counts.joinedNone++;
+    }
+    return out;
+  }
+
+  /** One tick record per partition of the stream-events topic. */
+  ticks(partitions: number, time: Instant): OutboundMessage[] {
+    const value = encodeTick(time);
+    const out: OutboundMessage[] = [];
+    for (let p = 0; p < partitions; p++) {
+      out.push({ topic: this.options.streamEventsTopic, partition: p, key: null, value });
+    }
+    return out;
+  }
+
+  private deadLetter(
+    topic: string,
+    partition: number,
+    m: InboundMessage,
+    reason: DeadLetterReason,
+    detail: string,
+  ): OutboundMessage {
+    this.counts.deadLettered[reason] = (this.counts.deadLettered[reason] ?? 0) + 1;
+    return {
+      topic: this.options.deadLetterTopic,
+      key: m.key,
+      value: m.value,
+      headers: {
+        'winchester-reason': reason,
+        'winchester-detail': detail.length > 1000 ? `${detail.slice(0, 1000)}…` : detail,
+        'winchester-topic': topic,
+        'winchester-partition': String(partition),
+        'winchester-offset': m.offset,
+      },
+    };
+  }
+}
+
+/** Produces messages and resolves once the broker acknowledged all of them (acks = all). */
+export type SendPort = (messages: readonly OutboundMessage[]) => Promise<void>;
+
+/** A {@link SendPort} on a kafkajs producer: one sendBatch, grouped by topic. */
+export function producerSendPort(producer: Producer): SendPort {
+  return async (messages) => {
+    if (messages.length === 0) return;
+    const byTopic = new Map<string, OutboundMessage[]>();
+    for (const m of messages) {
+      const list = byTopic.get(m.topic);
+      if (list === undefined) byTopic.set(m.topic, [m]);
+      else list.push(m);
+    }
+    await producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, list]) => ({
+        topic,
+        messages: list.map((m) => ({
+          key: m.key,
+          value: m.value,
+          ...(m.partition === undefined ? {} : { partition: m.partition }),
+          ...(m.headers === undefined ? {} : { headers: { ...m.headers } }),
+        })),
+      })),
+    });
+  };
+}
+
+/** Options of {@link RouterWorker}. */
+export interface RouterWorkerOptions {
+  readonly router: Router;
+  /** A consumer of the notifications group (not yet connected). */
+  readonly consumer: Consumer;
+  readonly send: SendPort;
+  readonly notificationsTopic: string;
+  /** Partitions of the stream-events topic (ticks go to each). */
+  readonly streamEventsPartitions: number;
+  /** Milliseconds between ticks; 0 disables them. */
+  readonly tickIntervalMs: number;
+  /**
+   * What a tick says the time is: `wall` → `now()`, `event` → the highest event time routed (nothing is
+   * sent before the first event).
+   */
+  readonly clockMode: 'wall' | 'event';
+  readonly now: () => Instant;
+  /** Notifications routed per produce round trip (bounded so heartbeats keep flowing). Default 500. */
+  readonly chunkSize?: number;
+  /** Where failures of the tick timer are reported (they are retried at the next tick). */
+  readonly onError?: (message: string) => void;
+  /** Read the topic from the beginning when the group has no committed offset. Default false. */
+  readonly fromBeginning?: boolean;
+}
+
+/** Runs the {@link Router} on a consumer group of the notifications topic. */
+export class RouterWorker {
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: RouterWorkerOptions) {}
+
+  /** Connects, subscribes and starts consuming and ticking. */
+  async start(): Promise<void> {
+    const o = this.options;
+    await o.consumer.connect();
+    await o.consumer.subscribe({ topics: [o.notificationsTopic], fromBeginning: o.fromBeginning ?? false });
+    await o.consumer.run({
+      eachBatchAutoResolve: false,
+      autoCommit: true,
+      eachBatch: (payload) => this.handleBatch(payload),
+    });
+    if (o.tickIntervalMs > 0) {
+      this.timer = setInterval(() => {
+        this.ticking = this.ticking.then(() => this.tick());
+      }, o.tickIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Sends one tick to every stream-events partition now (also used for a final tick on shutdown). */
+  async tick(): Promise<void> {
+    const o = this.options;
+    const time = o.clockMode === 'wall' ? o.now() : o.router.highestEventTime;
+    if (time === null) return;
+    try {
+      await o.send(o.router.ticks(o.streamEventsPartitions, time));
+    } catch (error) {
+      o.onError?.(`sending time ticks failed (retried at the next tick): ${describeKafkaError(error)}`);
+    }
+  }
+
+  /**
+   * Routes one fetched batch in chunks: produce, wait for the acknowledgement, then resolve the offsets
+   * (committed by kafkajs' auto-commit) and heartbeat, so a long batch neither loses its input on a crash
+   * nor its group membership (kafkajs #375: only heartbeats keep a member alive during eachBatch).
+   */
+  async handleBatch(
+    payload: Pick<
+      EachBatchPayload,
+      'batch' | 'resolveOffset' | 'heartbeat' | 'isRunning' | 'isStale' | 'commitOffsetsIfNecessary'
+    >,
+  ): Promise<void> {
+    const { batch } = payload;
+    const size = this.options.chunkSize ?? 500;
+    const messages = batch.messages;
+    for (let i = 0; i < messages.length; i += size) {
+      // After a rebalance the rest of the batch belongs to someone else (kafkajs #1527: stale batches).
+      if (!payload.isRunning() || payload.isStale()) return;
+      const chunk = messages.slice(i, i + size);
+      const out = this.options.router.route(batch.topic, batch.partition, chunk);
+      await this.options.send(out);
+      payload.resolveOffset((chunk[chunk.length - 1] as InboundMessage).offset);
+      await payload.heartbeat();
+    }
+    await payload.commitOffsetsIfNecessary();
+  }
+
+  /** Stops ticking and consuming (the in-flight batch finishes first) and leaves the group. */
+  async stop(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.ticking;
+    await this.options.consumer.disconnect();
+  }
+}

@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { loadConfig, type WinchesterConfig } from '../../../src/config/index.js';
+import { decodeStreamRecord, streamRecordKey } from '../../../src/kafka/records.js';
+import { generateNotifications } from '../../../src/notigen/index.js';
+import {
+  type InboundMessage,
+  type OutboundMessage,
+  Router,
+  RouterWorker,
+} from '../../../src/worker/router.js';
+
+let config: WinchesterConfig;
+before(async () => {
+  config = await loadConfig('etc/winchester.yaml', { env: {} });
+});
+
+const router = () =>
+  new Router({
+    distiller: config.distiller!,
+    triggers: config.triggers,
+    streamEventsTopic: 'se',
+    deadLetterTopic: 'dl',
+  });
+
+const msg = (offset: number, value: string | null, key: string | null = null): InboundMessage => ({
+  offset: String(offset),
+  key: key === null ? null : Buffer.from(key),
+  value: value === null ? null : Buffer.from(value),
+});
+
+describe('Router (pure core)', () => {
+  test('each matched trigger gives one keyed record; malformed input is dead-lettered with its reason', () => {
+    const notifications = [
+      ...generateNotifications({ seed: 3, instances: 3, days: 1, count: 40, osloEnvelope: 0.3 }),
+    ];
+    const r = router();
+    const input = [
+      ...notifications.map((n, i) => msg(i, JSON.stringify(n))),
+      msg(100, '{not json', 'k1'),
+      msg(101, null),
+      msg(
+        102,
+        JSON.stringify({ event_type: 'nobody.cares', message_id: 'x', timestamp: '2015-02-01 00:00:00' }),
+      ),
+      msg(103, '[1,2]'),
+    ];
+    const out = r.route('notifications', 2, input);
+    const records = out.filter((m) => m.topic === 'se');
+    const dead = out.filter((m) => m.topic === 'dl');
+    assert.equal(r.counts.notifications, input.length);
+    assert.equal(r.counts.records, records.length);
+    assert.ok(records.length > 0);
+    for (const m of records) {
+      const rec = decodeStreamRecord(String(m.value));
+      assert.equal(rec.type, 'event');
+      if (rec.type !== 'event') continue;
+      assert.equal(m.key, streamRecordKey(rec.trigger, rec.key), 'keyed by trigger + stream key');
+      const def = config.triggers.find((d) => d.name === rec.trigger)!;
+      const again = def.match(rec.event, rec.event.timestamp);
+      assert.ok(again.matched && again.key === rec.key, 'the decoded event matches the same stream');
+    }
+    assert.deepEqual(
+      dead.map((m) => [
+        m.headers?.['winchester-reason'],
+        m.headers?.['winchester-offset'],
+        m.headers?.['winchester-partition'],
+        m.headers?.['winchester-topic'],
+      ]),
+      [
+        ['invalid_json', '100', '2', 'notifications'],
+        ['empty_value', '101', '2', 'notifications'],
+        ['not_an_object', '103', '2', 'notifications'],
+      ],
+    );
+    assert.equal(String(dead[0]!.key), 'k1', 'the original key is kept');
+    assert.equal(String(dead[0]!.value), '{not json', 'the original value is kept');
+    assert.deepEqual({ ...r.counts.deadLettered }, { invalid_json: 1, empty_value: 1, not_an_object: 1 });
+    assert.equal(r.counts.unmatched, 1);
+    assert.ok(r.highestEventTime !== null);
+  });
+
+  test('an oslo-wrapped notification routes exactly like the bare one', () => {
+    const bare = [...generateNotifications({ seed: 9, instances: 2, count: 10 })];
+    const wrapped = bare.map((n) => ({ 'oslo.version': '2.0', 'oslo.message': JSON.stringify(n) }));
+    const a = router().route(
+      'n',
+      0,
+      bare.map((n, i) => msg(i, JSON.stringify(n))),
+    );
+    const b = router().route(
+      'n',
+      0,
+      wrapped.map((n, i) => msg(i, JSON.stringify(n))),
+    );
+    assert.ok(a.length > 0);
+    assert.deepEqual(b, a);
+  });
+
+  test('ticks go to every partition explicitly', () => {
+    const ticks = router().ticks(3, 5_000_000);
+    assert.deepEqual(
+      ticks.map((t) => t.partition),
+      [0, 1, 2],
+    );
+    for (const t of ticks)
+      assert.deepEqual(decodeStreamRecord(String(t.value)), { type: 'tick', time: 5_000_000 });
+  });
+});
+
+describe('RouterWorker.handleBatch', () => {
+  const batchPayload = (messages: InboundMessage[], log: string[], opts: { staleAfter?: number } = {}) => {
+    let heartbeats = 0;
+    return {
+      batch: { topic: 'n', partition: 0, messages } as never,
+      resolveOffset: (o: string) => void log.push(`resolve ${o}`),
+      heartbeat: async () => {
+        heartbeats++;
+        log.push('heartbeat');
+      },
+      isRunning: () => true,
+      isStale: () => opts.staleAfter !== undefined && heartbeats >= opts.staleAfter,
+      commitOffsetsIfNecessary: async () => void log.push('commit'),
+    };
+  };
+
+  test('offsets are resolved only after the chunk was acknowledged, with a heartbeat per chunk', async () => {
+    const log: string[] = [];
+    const sent: OutboundMessage[][] = [];
+    const worker = new RouterWorker({
+      router: router(),
+      consumer: {} as never,
+      send: async (m) => {
+        sent.push([...m]);
+        log.push(`send ${m.length}`);
+      },
+      notificationsTopic: 'n',
+      streamEventsPartitions: 1,
+      tickIntervalMs: 0,
+      clockMode: 'wall',
+      now: () => 0,
+      chunkSize: 2,
+    });
+    const messages = [0, 1, 2, 3, 4].map((i) => msg(i, '{}'));
+    await worker.handleBatch(batchPayload(messages, log));
+    assert.deepEqual(log, [
+      'send 2',
+      'resolve 1',
+      'heartbeat',
+      'send 2',
+      'resolve 3',
+      'heartbeat',
+      'send 1',
+      'resolve 4',
+      'heartbeat',
+      'commit',
+    ]);
+  });
+
+  test('a failed send resolves nothing (the batch is fetched again)', async () => {
+    const log: string[] = [];
+    const worker = new RouterWorker({
+      router: router(),
+      consumer: {} as never,
+      notificationsTopic: 'n',
+      streamEventsPartitions: 1,
+      tickIntervalMs: 0,
+      clockMode: 'wall',
+      now: () => 0,
+      send: async () => {
+        throw new Error('broker down');
+      },
+    });
+    await assert.rejects(worker.handleBatch(batchPayload([msg(0, '{}')], log)), /broker down/);
+    assert.deepEqual(log, []);
+  });
+
+  test('a batch that went stale after a rebalance stops without resolving the rest', async () => {
+    const log: string[] = [];
+    const worker = new RouterWorker({
+      router: router(),
+      consumer: {} as never,
+      notificationsTopic: 'n',
+      streamEventsPartitions: 1,
+      tickIntervalMs: 0,
+      clockMode: 'wall',
+      now: () => 0,
+      chunkSize: 1,
+      send: async () => void log.push('send'),
+    });
+    await worker.handleBatch(
+      batchPayload([msg(0, '{}'), msg(1, '{}'), msg(2, '{}')], log, { staleAfter: 1 }),
+    );
+    assert.deepEqual(log, ['send', 'resolve 0', 'heartbeat']);
+  });
+
+  test('ticks: wall time, or the highest routed event time (none before the first event)', async () => {
+    const sent: OutboundMessage[] = [];
+    const r = router();
+    const mk = (clockMode: 'wall' | 'event') =>
+      new RouterWorker({
+        router: r,
+        consumer: {} as never,
+        notificationsTopic: 'n',
+        streamEventsPartitions: 2,
+        tickIntervalMs: 0,
+        clockMode,
+        now: () => 42,
+        send: async (m) => void sent.push(...m),
+      });
+    await mk('event').tick();
+    assert.equal(sent.length, 0);
+    await mk('wall').tick();
+    assert.deepEqual(
+      sent.map((m) => decodeStreamRecord(String(m.value))),
+      [
+        { type: 'tick', time: 42 },
+        { type: 'tick', time: 42 },
+      ],
+    );
+    r.route(
+      'n',
+      0,
+      [...generateNotifications({ seed: 1, count: 3 })].map((n, i) => msg(i, JSON.stringify(n))),
+    );
+    sent.length = 0;
+    await mk('event').tick();
+    assert.deepEqual(
+      sent.map((m) => decodeStreamRecord(String(m.value))),
+      [
+        { type: 'tick', time: r.highestEventTime },
+        { type: 'tick', time: r.highestEventTime },
+      ],
+    );
+  });
+});
