@@ -3,6 +3,7 @@ import { dbCommand } from './db.js';
 import { distillCommand } from './distill.js';
 import { generateCommand } from './generate.js';
 import type { Command } from './io.js';
+import { produceCommand } from './produce.js';
 import { replayCommand } from './replay.js';
 import { timexCommand } from './timex.js';
 
@@ -15,6 +16,7 @@ export const commands: readonly Command[] = [
   dbCommand,
   distillCommand,
   generateCommand,
+  produceCommand,
   replayCommand,
   timexCommand,
 ];

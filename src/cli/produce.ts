@@ -1,0 +1,306 @@
+import type { Readable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/load.js';
+import { ConfigError, InputError, UsageError, WinchesterError } from '../errors.js';
+import { judgeLine, type MalformedKind } from '../kafka/notification-key.js';
+import { type NotificationProducer, openNotificationProducer } from '../kafka/notification-producer.js';
+import { readJsonRecords } from '../model/json-records.js';
+import { type CliIo, type Command, openInput, write } from './io.js';
+
+const usage = `Usage: winchester produce [-c FILE] [options] [INPUT]
+
+Sends OpenStack notifications to the notifications topic of the configuration (kafka.topics.notifications),
+for feeding the trigger workers from a file or from 'winchester generate'.
+
+Reads INPUT (or stdin when INPUT is absent or '-') as JSON lines or as one JSON array, streaming:
+any length of input is sent in constant memory. Each notification's value is its original JSON text,
+byte for byte. Its key is payload.instance_id (or payload.instance_uuid), so that every instance's
+notifications stay in order on one partition; notifications about no instance are keyed by
+message_id. oslo.messaging v2 envelopes are sent as they are, keyed by the notification inside.
+
+The producer is idempotent (acks from all in-sync replicas, no duplicates on retry) and sends in
+batches, one at a time, so per-key order holds even across retries. Lines that are not a JSON object
+are reported on stderr with their line number and skipped. A progress line is shown on stderr when it
+is a terminal; a summary always ends the run.
+
+Options:
+  -c, --config FILE     the configuration file (default: $WINCHESTER_CONFIG, else ./winchester.yaml);
+                        KAFKA_BROKERS overrides kafka.brokers
+  -t, --topic NAME      send to NAME instead of kafka.topics.notifications
+      --no-create-topic fail when the topic does not exist (default: create it with kafka.partitions
+                        partitions and kafka.replication_factor)
+      --strict          stop at the first malformed line and exit 1 (what came before it is sent)
+      --batch-size N    notifications per produce request (default 500)
+      --timeout SECONDS give up when Kafka does not answer (connect, create the topic, acknowledge a
+                        batch) within SECONDS (default 30)
+  -q, --quiet           no per-line reports, progress or summary on stderr
+  -h, --help            show this help
+
+Exit status: 0 (even when some lines are malformed), 1 when INPUT cannot be read, Kafka cannot be
+reached or refuses, or --strict meets a malformed line, 2 for bad usage or configuration.
+`;
+
+interface Options {
+  config: string | undefined;
+  topic: string | undefined;
+  createTopic: boolean;
+  strict: boolean;
+  batchSize: number;
+  timeoutMs: number;
+  quiet: boolean;
+  input: string | undefined;
+}
+
+function positiveNumber(name: string, raw: string | undefined, integer: boolean, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
+    throw new UsageError(
+      `produce: --${name} expects a positive ${integer ? 'whole number' : 'number'}, got '${raw}'`,
+    );
+  }
+  return v;
+}
+
+function parse(args: string[]): Options {
+  let values: {
+    config?: string;
+    topic?: string;
+    'create-topic'?: boolean;
+    'no-create-topic'?: boolean;
+    strict?: boolean;
+    'batch-size'?: string;
+    timeout?: string;
+    quiet?: boolean;
+  };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args,
+      options: {
+        config: { type: 'string', short: 'c' },
+        topic: { type: 'string', short: 't' },
+        // node 20's parseArgs has no --no-X negation, so both spellings are declared.
+        'create-topic': { type: 'boolean' },
+        'no-create-topic': { type: 'boolean' },
+        strict: { type: 'boolean' },
+        'batch-size': { type: 'string' },
+        timeout: { type: 'string' },
+        quiet: { type: 'boolean', short: 'q' },
+      },
+      allowPositionals: true,
+      strict: true,
+    }));
+  } catch (err) {
+    throw new UsageError(`produce: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (positionals.length > 1) {
+    throw new UsageError(`produce: unexpected argument '${positionals[1]}' (one INPUT at most)`);
+  }
+  if (values['create-topic'] === true && values['no-create-topic'] === true) {
+    throw new UsageError('produce: --create-topic and --no-create-topic contradict each other');
+  }
+  if (values.topic !== undefined && values.topic.trim() === '') {
+    throw new UsageError('produce: --topic expects a topic name');
+  }
+  const batchSize = positiveNumber('batch-size', values['batch-size'], true, 500);
+  if (batchSize > 100_000) throw new UsageError('produce: --batch-size is at most 100000');
+  return {
+    config: values.config,
+    topic: values.topic,
+    createTopic: values['no-create-topic'] !== true,
+    strict: values.strict ?? false,
+    batchSize,
+    timeoutMs: Math.round(positiveNumber('timeout', values.timeout, false, 30) * 1000),
+    quiet: values.quiet ?? false,
+    input: positionals[0],
+  };
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** Notifications per second, rounded; 0 when no time has passed (nothing meaningful to divide by). */
+export function ratePerSecond(count: number, elapsedMs: number): number {
+  return elapsedMs <= 0 ? 0 : Math.round((count * 1000) / elapsedMs);
+}
+
+/** Elapsed time as seconds with one decimal (two below one second), e.g. `12.3s`, `0.04s`. */
+export function formatSeconds(elapsedMs: number): string {
+  const s = Math.max(0, elapsedMs) / 1000;
+  return `${s < 1 ? s.toFixed(2) : s.toFixed(1)}s`;
+}
+
+/** The summary line that ends a run (without the newline). */
+export function formatSummary(produced: number, topic: string, elapsedMs: number, skipped: number): string {
+  return (
+    `produced ${plural(produced, 'notification')} to ${topic} in ${formatSeconds(elapsedMs)} ` +
+    `(${ratePerSecond(produced, elapsedMs)}/s); skipped ${plural(skipped, 'malformed line')}`
+  );
+}
+
+/**
+ * The live progress line for a terminal: redrawn in place (`\r`, erase to end of line) at most once per
+ * `intervalMs`, so a fast run costs a handful of writes, not one per notification.
+ */
+export class ProgressLine {
+  private last: number;
+  private shown = false;
+
+  constructor(
+    private readonly out: (text: string) => void,
+    private readonly now: () => number,
+    private readonly startedAt: number,
+    private readonly intervalMs = 200,
+  ) {
+    this.last = startedAt;
+  }
+
+  /** Redraws when `intervalMs` has passed since the last redraw (or the start). */
+  update(produced: number, skipped: number): void {
+    const t = this.now();
+    if (t - this.last < this.intervalMs) return;
+    this.last = t;
+    this.shown = true;
+    const elapsed = t - this.startedAt;
+    this.out(
+      `\r\x1b[K${produced} produced, ${skipped} skipped, ${formatSeconds(elapsed)}, ${ratePerSecond(produced, elapsed)}/s`,
+    );
+  }
+
+  /** Erases the line (if one was drawn) so the summary starts on a clean line. */
+  clear(): void {
+    if (this.shown) this.out('\r\x1b[K');
+    this.shown = false;
+  }
+}
+
+// A flood of bad lines should not bury the summary.
+const MAX_REPORTED = 100;
+// Progress is checked every this many lines: reading the clock per line would cost more than the line.
+const PROGRESS_EVERY = 256;
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  const opts = parse(args);
+  const configPath = opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml';
+  const { kafka } = (await loadConfig(configPath, { env: io.env, cwd: io.cwd })).settings;
+  if (kafka.sasl.mechanism !== 'none' || kafka.ssl.enabled) {
+    throw new ConfigError([
+      {
+        file: configPath,
+        message: 'winchester produce does not support kafka.sasl or kafka.ssl yet: use a plaintext listener',
+      },
+    ]);
+  }
+  const topic = opts.topic ?? kafka.topics.notifications;
+  const input = await openInput(opts.input, io);
+
+  const producer: NotificationProducer = await openNotificationProducer({
+    brokers: kafka.brokers,
+    clientId: kafka.client_id,
+    topic,
+    createTopic: opts.createTopic,
+    partitions: kafka.partitions,
+    replicationFactor: kafka.replication_factor,
+    batchSize: opts.batchSize,
+    timeoutMs: opts.timeoutMs,
+  });
+  try {
+    if (producer.createdTopic && !opts.quiet) {
+      await write(
+        io.stderr,
+        `winchester: created topic ${topic} (${plural(producer.partitions, 'partition')}, replication factor ${kafka.replication_factor})\n`,
+      );
+    }
+    return await pump(input, producer, topic, opts, io);
+  } finally {
+    await producer.close();
+  }
+}
+
+async function pump(
+  input: Readable,
+  producer: NotificationProducer,
+  topic: string,
+  opts: Options,
+  io: CliIo,
+): Promise<number> {
+  const started = Date.now();
+  const tty = !opts.quiet && (io.stderr as { isTTY?: boolean }).isTTY === true;
+  const progress = tty ? new ProgressLine((s) => io.stderr.write(s), Date.now, started) : null;
+  let queued = 0;
+  let skipped = 0;
+  let reports = '';
+
+  const report = (line: number, kind: MalformedKind | 'framing', detail: string) => {
+    skipped++;
+    if (opts.quiet) return;
+    if (skipped <= MAX_REPORTED)
+      reports += `winchester: line ${line}: malformed notification (${kind}): ${detail}\n`;
+    else if (skipped === MAX_REPORTED + 1)
+      reports += 'winchester: further malformed lines are counted but not shown\n';
+  };
+  const flushReports = async () => {
+    if (reports === '') return;
+    progress?.clear();
+    await write(io.stderr, reports);
+    reports = '';
+  };
+
+  let strictStop: number | undefined;
+  try {
+    for await (const rec of readJsonRecords(input)) {
+      if (rec.error !== undefined) {
+        report(rec.line, 'framing', rec.error);
+      } else {
+        const verdict = judgeLine(rec.text!);
+        if (verdict.ok) {
+          queued++;
+          const wait = producer.add(verdict.key, rec.text!);
+          if (wait !== undefined) await wait;
+        } else {
+          report(rec.line, verdict.kind, verdict.detail);
+        }
+      }
+      if (opts.strict && skipped > 0) {
+        strictStop = rec.line;
+        break;
+      }
+      if ((queued + skipped) % PROGRESS_EVERY === 0) {
+        if (reports.length > 0) await flushReports();
+        progress?.update(producer.acknowledged, skipped);
+      }
+    }
+  } catch (e) {
+    await flushReports();
+    if (e instanceof WinchesterError) throw e;
+    throw new InputError(
+      `cannot read input '${opts.input ?? '-'}': ${e instanceof Error ? e.message : String(e)}`,
+      { cause: e },
+    );
+  }
+  // Whatever was read before a --strict stop is sent too, so "everything before line N" holds.
+  await producer.flush();
+  await flushReports();
+  progress?.clear();
+  const elapsed = Date.now() - started;
+  if (strictStop !== undefined) {
+    await write(
+      io.stderr,
+      `winchester: stopped at line ${strictStop} (--strict); produced ${plural(producer.acknowledged, 'notification')} to ${topic} before it\n`,
+    );
+    return 1;
+  }
+  if (!opts.quiet) {
+    await write(io.stderr, `${formatSummary(producer.acknowledged, topic, elapsed, skipped)}\n`);
+  }
+  return 0;
+}
+
+export const produceCommand: Command = {
+  name: 'produce',
+  summary: 'send notifications (JSON lines or array) to the Kafka notifications topic',
+  usage,
+  run,
+};
