@@ -212,6 +212,11 @@ export interface RouterWorkerOptions {
 export class RouterWorker {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> = Promise.resolve();
+  /**
+   * The highest event time of what the broker has acknowledged. Event-time ticks carry this, never the
+   * time of records still in flight, so on every partition a tick comes after the events it covers.
+   */
+  private ackedEventTime: Instant | null = null;
 
   constructor(private readonly options: RouterWorkerOptions) {}
 
@@ -236,7 +241,7 @@ export class RouterWorker {
   /** Sends one tick to every stream-events partition now (also used for a final tick on shutdown). */
   async tick(): Promise<void> {
     const o = this.options;
-    const time = o.clockMode === 'wall' ? o.now() : o.router.highestEventTime;
+    const time = o.clockMode === 'wall' ? o.now() : this.ackedEventTime;
     if (time === null) return;
     try {
       await o.send(o.router.ticks(o.streamEventsPartitions, time));
@@ -264,7 +269,9 @@ export class RouterWorker {
       if (!payload.isRunning() || payload.isStale()) return;
       const chunk = messages.slice(i, i + size);
       const out = this.options.router.route(batch.topic, batch.partition, chunk);
+      const routedUpTo = this.options.router.highestEventTime;
       await this.options.send(out);
+      this.ackedEventTime = routedUpTo;
       payload.resolveOffset((chunk[chunk.length - 1] as InboundMessage).offset);
       await payload.heartbeat();
     }

@@ -218,13 +218,36 @@ describe('RouterWorker.handleBatch', () => {
         { type: 'tick', time: 42 },
       ],
     );
-    r.route(
-      'n',
-      0,
-      [...generateNotifications({ seed: 1, count: 3 })].map((n, i) => msg(i, JSON.stringify(n))),
-    );
+    const worker = mk('event');
+    const log: string[] = [];
+    const notes = [...generateNotifications({ seed: 1, count: 3 })].map((n, i) => msg(i, JSON.stringify(n)));
+    // While the produce is in flight, a tick must not carry the time of the unacknowledged events.
+    let release: () => void = () => {};
+    const inFlight = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow = new RouterWorker({
+      router: r,
+      consumer: {} as never,
+      notificationsTopic: 'n',
+      streamEventsPartitions: 2,
+      tickIntervalMs: 0,
+      clockMode: 'event',
+      now: () => 42,
+      send: async (m) => {
+        if (m[0]?.partition === undefined) await inFlight;
+        sent.push(...m);
+      },
+    });
+    const handling = slow.handleBatch(batchPayload(notes, log));
     sent.length = 0;
-    await mk('event').tick();
+    await slow.tick();
+    assert.equal(sent.length, 0, 'no tick before the first acknowledged event');
+    release();
+    await handling;
+    sent.length = 0;
+    await slow.tick();
+    assert.ok(r.highestEventTime !== null);
     assert.deepEqual(
       sent.map((m) => decodeStreamRecord(String(m.value))),
       [
@@ -232,5 +255,8 @@ describe('RouterWorker.handleBatch', () => {
         { type: 'tick', time: r.highestEventTime },
       ],
     );
+    sent.length = 0;
+    await worker.tick();
+    assert.equal(sent.length, 0, 'each worker ticks with what it has itself produced');
   });
 });
