@@ -43,7 +43,11 @@ export interface YEntry {
 
 export interface YMap {
   readonly kind: 'map';
-  /** Entries in source order; merged-in entries follow at the place of their `<<` key. */
+  /**
+   * One entry per key, in the order a PyYAML-built dict has them: merged-in keys first, then the
+   * mapping's own; a key keeps its first place and takes the value that wins (own keys over
+   * merged ones, the last of duplicate own keys).
+   */
   readonly entries: readonly YEntry[];
   readonly pos: Pos;
   get(key: string): YEntry | undefined;
@@ -61,7 +65,7 @@ export interface YamlFile {
 const PARSE_OPTIONS = {
   version: '1.1',
   merge: true,
-  // PyYAML keeps the last of duplicate keys silently; we keep the last too, with a warning.
+  // PyYAML keeps the last value of duplicate keys silently; so do we, with a warning.
   uniqueKeys: false,
   prettyErrors: true,
   customTags: (tags: unknown[]) => pyyamlTags(tags),
@@ -85,14 +89,14 @@ export function parseYaml(text: string, file: string, problems: Problems): YamlF
     problems.error(
       file,
       err.linePos ? { line: err.linePos[0].line, column: err.linePos[0].col } : undefined,
-      yamlMessage(err.message),
+      `YAML syntax error: ${yamlMessage(err.message)}`,
     );
   }
   for (const w of doc.warnings) {
     problems.warn(
       file,
       w.linePos ? { line: w.linePos[0].line, column: w.linePos[0].col } : undefined,
-      yamlMessage(w.message),
+      `YAML: ${yamlMessage(w.message)}`,
     );
   }
   if (fatal || doc.contents === null) return { file, root: null };
@@ -103,11 +107,15 @@ export function parseYaml(text: string, file: string, problems: Problems): YamlF
 /** The yaml library appends " at line N, column M:" and a source excerpt; we print positions ourselves. */
 function yamlMessage(message: string): string {
   const cut = message.search(/ at line \d+, column \d+/);
-  return `YAML: ${(cut >= 0 ? message.slice(0, cut) : (message.split('\n')[0] ?? message)).trim()}`;
+  return (cut >= 0 ? message.slice(0, cut) : (message.split('\n')[0] ?? message)).trim();
 }
 
 class Converter {
   private readonly active = new Set<YamlLibNode>();
+  // Every alias of a mapping or list gets the node already built for its anchor: a file of
+  // nested aliases stays linear in size (no "billion laughs"), and a consumer that builds plain
+  // values per node (the distiller's loader) gives aliases one shared object, as PyYAML does.
+  private readonly built = new Map<YamlLibNode, YNode>();
 
   constructor(
     private readonly doc: Document,
@@ -149,12 +157,20 @@ class Converter {
       const source = typeof node.source === 'string' ? node.source : String(v ?? '');
       return { kind: 'scalar', value, plain, source, pos };
     }
+    const done = this.built.get(node);
+    if (done !== undefined) return done;
     this.active.add(node);
     try {
+      let out: YNode | undefined;
       if (isSeq(node)) {
-        return { kind: 'seq', items: node.items.map((it) => this.convert(it as YamlLibNode, pos)), pos };
+        out = { kind: 'seq', items: node.items.map((it) => this.convert(it as YamlLibNode, pos)), pos };
+      } else if (isMap(node)) {
+        out = this.convertMap(node, pos);
       }
-      if (isMap(node)) return this.convertMap(node, pos);
+      if (out !== undefined) {
+        this.built.set(node, out);
+        return out;
+      }
     } finally {
       this.active.delete(node);
     }
@@ -163,53 +179,63 @@ class Converter {
   }
 
   private convertMap(node: { items: { key: unknown; value: unknown }[] }, pos: Pos): YMap {
-    const isMerge = (key: unknown): boolean =>
-      isScalar(key) &&
-      (typeof key.value === 'symbol' ||
-        (key.value === '<<' && (key.type === undefined || key.type === Scalar.PLAIN)));
-    const explicit = new Set<string>();
-    for (const pair of node.items) if (!isMerge(pair.key)) explicit.add(keyText(pair.key));
-    const entries: YEntry[] = [];
-    const seen = new Set<string>();
+    // PyYAML's flattening: the merged pairs come first (each `<<` in turn; a list of sources in
+    // reverse, so its first mapping is applied last), then the mapping's own pairs; building the
+    // dict then keeps each key where it first appears, with the value that comes last. So own keys
+    // win over merged ones, the first mapping of a `<<` list wins over later ones, and key order
+    // is what a Python dict from the reference would have.
+    const merged: YEntry[] = [];
+    const own: YEntry[] = [];
+    const ownSeen = new Set<string>();
     for (const pair of node.items) {
       const keyNode = pair.key as YamlLibNode | null;
       const keyPos = keyNode?.range ? this.posOf(keyNode.range[0]) : pos;
-      if (isMerge(pair.key)) {
+      if (isMergeKey(pair.key)) {
         const source = this.convert(pair.value as YamlLibNode, keyPos);
         const sources = source.kind === 'seq' ? source.items : [source];
-        // Earlier sources win over later ones; explicit keys win over all (YAML merge semantics).
-        for (const src of sources) {
-          if (src.kind !== 'map') {
+        for (let i = sources.length - 1; i >= 0; i--) {
+          const src = sources[i] as YNode;
+          // A loop, not push(...entries): a huge anchored mapping must not overflow the stack.
+          if (src.kind === 'map') for (const e of src.entries) merged.push(e);
+          else
             this.problems.error(
               this.file,
               src.pos,
               'YAML: a merge key (<<) needs a mapping or a list of mappings',
             );
-            continue;
-          }
-          for (const e of src.entries) {
-            if (explicit.has(e.key) || seen.has(e.key)) continue;
-            seen.add(e.key);
-            entries.push(e);
-          }
         }
         continue;
       }
       const key = keyText(pair.key);
-      const value = this.convert(pair.value as YamlLibNode, keyPos);
-      if (seen.has(key)) {
-        // Merged keys never collide with explicit ones (skipped above), so this is a true duplicate.
+      if (ownSeen.has(key)) {
         this.problems.warn(this.file, keyPos, `duplicate key '${key}': this later value is used`);
-        entries.splice(
-          entries.findIndex((e) => e.key === key),
-          1,
-        );
       }
-      seen.add(key);
-      entries.push({ key, keyPos, value });
+      ownSeen.add(key);
+      own.push({ key, keyPos, value: this.convert(pair.value as YamlLibNode, keyPos) });
+    }
+    if (merged.length === 0 && own.length === ownSeen.size) return makeMap(own, pos);
+    const slot = new Map<string, number>();
+    const entries: YEntry[] = [];
+    for (const e of merged.length === 0 ? own : [...merged, ...own]) {
+      const at = slot.get(e.key);
+      if (at === undefined) {
+        slot.set(e.key, entries.length);
+        entries.push(e);
+      } else {
+        entries[at] = e;
+      }
     }
     return makeMap(entries, pos);
   }
+}
+
+/** `<<` as a plain key (the yaml package marks a resolved merge key with a symbol value). */
+function isMergeKey(key: unknown): boolean {
+  return (
+    isScalar(key) &&
+    (typeof key.value === 'symbol' ||
+      (key.value === '<<' && (key.type === undefined || key.type === Scalar.PLAIN)))
+  );
 }
 
 function keyText(key: unknown): string {

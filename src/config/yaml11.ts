@@ -21,14 +21,15 @@ const PY_FALSE = /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/;
 const PY_FLOAT = /^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?)$/;
 
 /**
- * Adjusts the `yaml` package's YAML 1.1 tags to PyYAML's resolver. With `keepTimestamps: false` the
- * timestamp tag is dropped so datetimes stay text (a JS Date would lose the microseconds).
+ * Adjusts the `yaml` package's YAML 1.1 tags to PyYAML's resolver. The timestamp tag is dropped so
+ * datetimes stay text (a JS Date would lose the microseconds); readers parse them where they
+ * accept datetimes.
  */
-export function pyyamlTags<T>(tags: readonly T[], options: { keepTimestamps?: boolean } = {}): T[] {
+export function pyyamlTags<T>(tags: readonly T[]): T[] {
   const out: T[] = [];
   for (const t of tags) {
     const tag = t as TagLike;
-    if (tag.tag === 'tag:yaml.org,2002:timestamp' && options.keepTimestamps !== true) continue;
+    if (tag.tag === 'tag:yaml.org,2002:timestamp') continue;
     if (tag.tag === 'tag:yaml.org,2002:bool' && tag.test) {
       const isTrue = tag.test.test('true');
       out.push({ ...tag, test: isTrue ? PY_TRUE : PY_FALSE } as T);

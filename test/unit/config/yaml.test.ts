@@ -60,6 +60,60 @@ describe('positioned YAML', () => {
     assert.deepEqual(toPlain(map(root).get('m')?.value as YNode), { y: 1, z: 2, x: 3 });
   });
 
+  test('merge keys: key order and values as the dict PyYAML builds (checked against PyYAML 6)', () => {
+    // PyYAML: {'m': {'y': 1, 'z': 2, 'w': 2, 'x': 3, 'q': 4}, 'n': {'x': 1, 'y': 2, 'z': 2, 'w': 2}}
+    const { root, problems } = parse(
+      'b: &b {x: 1, y: 1}\no: &o {y: 2, z: 2, w: 2}\nm:\n  q: 0\n  <<: [*b, *o]\n  x: 3\n  q: 4\nn:\n  <<: *b\n  <<: *o\n',
+    );
+    const m = map(map(root).get('m')?.value);
+    assert.deepEqual(
+      m.entries.map((e) => [e.key, toPlain(e.value)]),
+      [
+        ['y', 1],
+        ['z', 2],
+        ['w', 2],
+        ['x', 3],
+        ['q', 4],
+      ],
+    );
+    // A merged key points where its value was written (the anchor), an own key at itself.
+    assert.deepEqual(m.get('y')?.keyPos, { line: 1, column: 14 });
+    assert.deepEqual(m.get('x')?.keyPos, { line: 6, column: 3 });
+    assert.deepEqual(m.get('q')?.keyPos, { line: 7, column: 3 });
+    const n = map(map(root).get('n')?.value);
+    assert.deepEqual(
+      n.entries.map((e) => [e.key, toPlain(e.value)]),
+      [
+        ['x', 1],
+        ['y', 2],
+        ['z', 2],
+        ['w', 2],
+      ],
+    );
+    assert.deepEqual(
+      problems.warnings.map((w) => [w.line, w.message]),
+      [[7, "duplicate key 'q': this later value is used"]],
+    );
+  });
+
+  test('an alias is the node built for its anchor (nested aliases stay linear)', () => {
+    const { root } = parse('a: &a {k: [1, 2]}\nb: *a\nc: [*a, *a]\n');
+    const m = map(root);
+    const c = m.get('c')?.value;
+    assert.equal(m.get('b')?.value, m.get('a')?.value);
+    assert.equal(c?.kind === 'seq' && c.items[1], m.get('a')?.value);
+    const levels = ['l0: &l0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 30; i++)
+      levels.push(
+        `l${i}: &l${i} [${Array(10)
+          .fill(`*l${i - 1}`)
+          .join(', ')}]`,
+      );
+    const deep = parse(`${levels.join('\n')}\n`);
+    assert.equal(deep.problems.ok, true);
+    assert.equal(map(deep.root).entries.length, 30);
+  });
+
   test('aliases resolve to their anchor', () => {
     const { root } = parse('a: &x [1, 2]\nb: *x\n');
     assert.deepEqual(toPlain(map(root).get('b')?.value as YNode), [1, 2]);
@@ -82,7 +136,7 @@ describe('positioned YAML', () => {
     for (const p of problems.errors) {
       assert.equal(p.file, 'f.yaml');
       assert.ok(typeof p.line === 'number');
-      assert.match(p.message, /^YAML: /);
+      assert.match(p.message, /^YAML syntax error: /);
       assert.doesNotMatch(p.message, /\n/);
     }
   });
