@@ -1,0 +1,344 @@
+/**
+ * The streams stage of the trigger worker, per stream-events partition: a {@link StreamTask} claims the
+ * partition in Postgres (epoch bump), restores its live streams, feeds the partition's records to a
+ * {@link PartitionEngine} and checkpoints (offset + changed streams + new events + fire/expire batches in
+ * the outbox) in one transaction. Batches are produced by the {@link OutboxPublisher} only after the
+ * checkpoint committed, so a batch exists exactly when the state that fired it is durable.
+ *
+ * Not Kafka-specific: records come in as (offset, value) and batches leave through a send function, so
+ * the whole stage is driven the same way by the kafkajs wiring (streams-worker.ts) and by tests.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CheckpointCollector } from '../db/checkpoint-collector.js';
+import type { Checkpoint, ClaimedPartition, OutboxRow, OutboxWrite } from '../db/checkpoint-store.js';
+import type { Clock } from '../engine/clock.js';
+import type { Effect, StreamClosed, StreamId } from '../engine/effects.js';
+import { PartitionEngine } from '../engine/partition-engine.js';
+import { WinchesterError } from '../errors.js';
+import { batchIdOf, decodeStreamRecord, encodeBatch } from '../kafka/records.js';
+import type { Event } from '../model/event.js';
+import { parseKey } from '../triggers/key.js';
+import type { DistinguishingValue, DistinguishingValues, TriggerDefinition } from '../triggers/types.js';
+
+/** The part of {@link CheckpointStore} a task uses (a port, so the loop is testable). */
+export interface TaskStore {
+  claimPartition(topic: string, partition: number): Promise<ClaimedPartition>;
+  checkpoint(cp: Checkpoint): Promise<void>;
+  loadStreamEvents(streamId: StreamId): Promise<Event[]>;
+}
+
+/** Options of {@link StreamTask.claim}. */
+export interface StreamTaskOptions {
+  readonly store: TaskStore;
+  /** The stream-events topic and the partition this task owns. */
+  readonly topic: string;
+  readonly partition: number;
+  readonly triggers: readonly TriggerDefinition[];
+  /** A fresh clock for this partition (EventTimeClock(lateness) or WallClock). */
+  readonly clock: Clock;
+  /** Checkpoint once this many records were handled since the last one. Default 1000. */
+  readonly checkpointRecords?: number;
+  /** …or once this many milliseconds passed since the last one (and something changed). Default 1000. */
+  readonly checkpointMs?: number;
+  /** Milliseconds clock for the checkpoint interval. Default Date.now. */
+  readonly nowMs?: () => number;
+  /** Attempts of a checkpoint that fails retriably (Postgres unreachable). Default 5. */
+  readonly checkpointAttempts?: number;
+}
+
+/** Counters of one task. */
+export interface StreamTaskCounts {
+  records: number;
+  ticks: number;
+  /** Records that were not readable (our own topic: a bug or a foreign producer). */
+  undecodable: number;
+  /** Records of triggers not configured here (configuration differs between router and streams). */
+  unknownTrigger: number;
+  fired: number;
+  expired: number;
+  checkpoints: number;
+}
+
+/** Events sorted by timestamp; the sort is stable, so ties stay in arrival order. */
+function byTimestamp(events: Event[]): Event[] {
+  return events.sort((a, b) => a.timestamp - b.timestamp);
+}
+
+/** One partition's engine, collector and checkpoint loop. Create with {@link StreamTask.claim}. */
+export class StreamTask {
+  readonly counts: StreamTaskCounts = {
+    records: 0,
+    ticks: 0,
+    undecodable: 0,
+    unknownTrigger: 0,
+    fired: 0,
+    expired: 0,
+    checkpoints: 0,
+  };
+  private readonly engine: PartitionEngine;
+  private readonly collector: CheckpointCollector;
+  private readonly defs: ReadonlyMap<string, TriggerDefinition>;
+  /** Events added since the last committed checkpoint, per stream (for batches that close meanwhile). */
+  private uncommitted = new Map<StreamId, Event[]>();
+  /** Streams opened since the last committed checkpoint (nothing of them is stored yet). */
+  private openedSince = new Set<StreamId>();
+  private closed: StreamClosed[] = [];
+  private nextSeq: number;
+  private offset: number;
+  private sinceCheckpoint = 0;
+  private lastCheckpointMs: number;
+  private dirty = false;
+
+  private constructor(
+    private readonly options: StreamTaskOptions,
+    readonly claim: ClaimedPartition,
+  ) {
+    this.defs = new Map(options.triggers.map((d) => [d.name, d]));
+    this.engine = new PartitionEngine({
+      triggers: options.triggers,
+      clock: options.clock,
+      idPrefix: `p${options.partition}-`,
+    });
+    this.engine.importState(claim.snapshot);
+    this.collector = new CheckpointCollector(claim.liveStreams);
+    this.nextSeq = claim.nextSeq;
+    this.offset = claim.offset ?? 0;
+    this.lastCheckpointMs = this.nowMs();
+    // Streams of triggers no longer configured are marked `error` by the first checkpoint.
+    this.collect(this.engine.takeEffects());
+  }
+
+  /** Claims the partition (any older owner is fenced from now on) and restores its live streams. */
+  static async claim(options: StreamTaskOptions): Promise<StreamTask> {
+    const claim = await options.store.claimPartition(options.topic, options.partition);
+    return new StreamTask(options, claim);
+  }
+
+  get partition(): number {
+    return this.options.partition;
+  }
+
+  get epoch(): number {
+    return this.claim.epoch;
+  }
+
+  /** The next offset to handle: the stored one after the claim, then one past the last handled. */
+  get nextOffset(): number {
+    return this.offset;
+  }
+
+  /** Whether the claim found a stored offset (else the task takes the partition from wherever it starts). */
+  get resumed(): boolean {
+    return this.claim.offset !== null;
+  }
+
+  private nowMs(): number {
+    return (this.options.nowMs ?? Date.now)();
+  }
+
+  /**
+   * Handles the record at `offset`. Records before {@link nextOffset} were already checkpointed and are
+   * skipped (returns false). Synchronous: nothing is written until {@link checkpoint}.
+   */
+  handle(offset: number, value: Buffer | string | null): boolean {
+    if (offset < this.offset) return false;
+    this.offset = offset + 1;
+    this.sinceCheckpoint++;
+    this.counts.records++;
+    let rec: ReturnType<typeof decodeStreamRecord> | undefined;
+    try {
+      rec = decodeStreamRecord(
+        value === null ? '' : typeof value === 'string' ? value : value.toString('utf8'),
+      );
+    } catch (error) {
+      if (!(error instanceof WinchesterError)) throw error;
+      this.counts.undecodable++;
+      return true;
+    }
+    if (rec.type === 'tick') {
+      this.counts.ticks++;
+      this.options.clock.observe(rec.time);
+      this.engine.advance();
+    } else if (!this.engine.addEvent(rec.trigger, rec.key, rec.distinguishing, rec.event)) {
+      this.counts.unknownTrigger++;
+    }
+    this.collect(this.engine.takeEffects());
+    return true;
+  }
+
+  private collect(effects: Effect[]): void {
+    if (effects.length === 0) return;
+    this.dirty = true;
+    this.collector.add(effects);
+    for (const e of effects) {
+      switch (e.type) {
+        case 'streamOpened':
+          this.openedSince.add(e.streamId);
+          if (e.seq + 1 > this.nextSeq) this.nextSeq = e.seq + 1;
+          break;
+        case 'eventAdded': {
+          const list = this.uncommitted.get(e.streamId);
+          if (list === undefined) this.uncommitted.set(e.streamId, [e.event]);
+          else list.push(e.event);
+          break;
+        }
+        case 'fired':
+        case 'expired':
+          if (e.type === 'fired') this.counts.fired++;
+          else this.counts.expired++;
+          this.closed.push(e);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  /** Whether enough records or time have gone by for a checkpoint. */
+  checkpointDue(): boolean {
+    if (this.sinceCheckpoint === 0 && !this.dirty) return false;
+    return (
+      this.sinceCheckpoint >= (this.options.checkpointRecords ?? 1000) ||
+      this.nowMs() - this.lastCheckpointMs >= (this.options.checkpointMs ?? 1000)
+    );
+  }
+
+  /** The distinguishing values of a closed stream, in distinguished_by order (the key sorts them). */
+  private distinguishingOf(c: StreamClosed): DistinguishingValues {
+    const parsed = parseKey(c.key);
+    const def = this.defs.get(c.trigger);
+    if (def === undefined) return parsed;
+    const out: Record<string, DistinguishingValue> = {};
+    // defineProperty: a trait may be called `__proto__`, which plain assignment would swallow.
+    const put = (name: string) => {
+      if (Object.hasOwn(out, name) || !Object.hasOwn(parsed, name)) return;
+      Object.defineProperty(out, name, {
+        value: parsed[name],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    };
+    for (const name of def.distinguishedBy) put(name);
+    for (const name of Object.keys(parsed)) put(name);
+    return out;
+  }
+
+  private async outbox(): Promise<OutboxWrite[]> {
+    const out: OutboxWrite[] = [];
+    for (const c of this.closed) {
+      if (c.pipeline === null) continue;
+      const kind = c.type === 'fired' ? 'fire' : 'expire';
+      const stored = this.openedSince.has(c.streamId)
+        ? []
+        : await this.options.store.loadStreamEvents(c.streamId);
+      const events = byTimestamp([...stored, ...(this.uncommitted.get(c.streamId) ?? [])]);
+      const batchId = batchIdOf(c.streamId, kind);
+      out.push({
+        batchId,
+        streamId: c.streamId,
+        kind,
+        messageKey: batchId,
+        payload: encodeBatch({
+          batchId,
+          streamId: c.streamId,
+          trigger: c.trigger,
+          kind,
+          pipeline: c.pipeline,
+          distinguishing: this.distinguishingOf(c),
+          first: c.first,
+          last: c.last,
+          events,
+        }),
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Writes everything handled since the last checkpoint in one transaction (retrying while Postgres is
+   * unreachable). Returns false when there was nothing to write.
+   * @throws OwnershipLostError when another worker claimed the partition: drop this task, never retry it.
+   */
+  async checkpoint(): Promise<boolean> {
+    if (this.sinceCheckpoint === 0 && !this.dirty) return false;
+    const outbox = await this.outbox();
+    const cp = this.collector.build(
+      {
+        topic: this.options.topic,
+        partition: this.options.partition,
+        epoch: this.claim.epoch,
+        offset: this.offset,
+        nextSeq: this.nextSeq,
+      },
+      this.engine,
+      outbox,
+    );
+    const attempts = this.options.checkpointAttempts ?? 5;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.options.store.checkpoint(cp);
+        break;
+      } catch (error) {
+        if (!(error instanceof WinchesterError) || !error.retriable || attempt >= attempts) throw error;
+        await sleep(Math.min(100 * 2 ** attempt, 5000));
+      }
+    }
+    this.collector.committed();
+    this.uncommitted = new Map();
+    this.openedSince = new Set();
+    this.closed = [];
+    this.sinceCheckpoint = 0;
+    this.dirty = false;
+    this.lastCheckpointMs = this.nowMs();
+    this.counts.checkpoints++;
+    return true;
+  }
+}
+
+/** The part of {@link CheckpointStore} the publisher uses. */
+export interface OutboxStore {
+  unpublishedOutbox(limit?: number): Promise<OutboxRow[]>;
+  markPublished(ids: readonly number[]): Promise<number>;
+}
+
+/** Produces outbox rows to the batches topic; resolves once the broker acknowledged them. */
+export type BatchSend = (rows: readonly OutboxRow[]) => Promise<void>;
+
+/**
+ * Publishes committed batches: reads unpublished outbox rows, produces them (idempotent producer, key =
+ * batch id), then marks them published. One flush runs at a time. A crash between produce and mark
+ * produces the same records again on the next flush (same batch ids: consumers skip repeats). Several
+ * worker processes may publish the same row concurrently for the same reason; that costs a duplicate,
+ * never a loss.
+ */
+export class OutboxPublisher {
+  private running: Promise<number> = Promise.resolve(0);
+  published = 0;
+
+  constructor(
+    private readonly store: OutboxStore,
+    private readonly send: BatchSend,
+    private readonly pageSize = 500,
+  ) {}
+
+  /** Publishes everything unpublished now; returns how many rows this flush published. */
+  flush(): Promise<number> {
+    const next = this.running.catch(() => 0).then(() => this.drain());
+    this.running = next;
+    return next;
+  }
+
+  private async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const rows = await this.store.unpublishedOutbox(this.pageSize);
+      if (rows.length === 0) return total;
+      await this.send(rows);
+      await this.store.markPublished(rows.map((r) => r.id));
+      total += rows.length;
+      this.published += rows.length;
+      if (rows.length < this.pageSize) return total;
+    }
+  }
+}
