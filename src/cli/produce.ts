@@ -30,7 +30,8 @@ Options:
       --no-create-topic fail when the topic does not exist (default: create it with kafka.partitions
                         partitions and kafka.replication_factor)
       --strict          stop at the first malformed line and exit 1 (what came before it is sent)
-      --batch-size N    notifications per produce request (default 500)
+      --batch-size N    most notifications per produce request (default 500; a request is also
+                        cut at 768 KiB, below the broker's 1 MiB record batch limit)
       --timeout SECONDS give up when Kafka does not answer (connect, create the topic, acknowledge a
                         batch) within SECONDS (default 30)
   -q, --quiet           no per-line reports, progress or summary on stderr

@@ -25,7 +25,7 @@ export interface NotificationProducerOptions {
   createTopic: boolean;
   partitions: number;
   replicationFactor: number;
-  /** Messages per produce request. */
+  /** Most messages per produce request (a request is also cut at {@link MAX_BATCH_BYTES}). */
   batchSize: number;
   /** Bound on connecting, creating the topic, and each batch's acknowledgement, in milliseconds. */
   timeoutMs: number;
@@ -161,8 +161,16 @@ async function ensureTopic(admin: Admin, options: NotificationProducerOptions): 
   return created.includes(options.topic);
 }
 
+/**
+ * A batch is handed over at this many bytes of keys and values even when it has fewer messages than
+ * `batchSize`: a broker refuses a partition's record batch above message.max.bytes (1 MiB by default),
+ * and with one partition a whole request is one record batch (500 notifications of 2.6 KB would be 1.3 MB).
+ */
+export const MAX_BATCH_BYTES = 768 * 1024;
+
 class BatchingProducer implements NotificationProducer {
   private buffer: Message[] = [];
+  private bufferBytes = 0;
   private inFlight: Promise<void> | null = null;
   private failure: unknown = null;
   private ackedCount = 0;
@@ -179,8 +187,11 @@ class BatchingProducer implements NotificationProducer {
   }
 
   add(key: string | null, value: string): Promise<void> | undefined {
-    this.buffer.push({ key, value });
-    if (this.buffer.length < this.options.batchSize) return undefined;
+    // Encoded here rather than by kafkajs (which would do the same) so the batch's size is known exactly.
+    const bytes = Buffer.from(value, 'utf8');
+    this.buffer.push({ key, value: bytes });
+    this.bufferBytes += bytes.length + (key === null ? 0 : key.length);
+    if (this.buffer.length < this.options.batchSize && this.bufferBytes < MAX_BATCH_BYTES) return undefined;
     return this.handOver();
   }
 
@@ -190,6 +201,7 @@ class BatchingProducer implements NotificationProducer {
     this.throwIfFailed();
     const batch = this.buffer;
     this.buffer = [];
+    this.bufferBytes = 0;
     this.inFlight = this.send(batch);
   }
 
@@ -221,6 +233,7 @@ class BatchingProducer implements NotificationProducer {
     if (this.buffer.length > 0) {
       const batch = this.buffer;
       this.buffer = [];
+      this.bufferBytes = 0;
       this.inFlight = this.send(batch);
       await this.inFlight;
       this.throwIfFailed();

@@ -127,6 +127,27 @@ test('every notification arrives intact, keyed by instance, in order per key', o
   assert.equal(perKey.size, 7 + 120 + 2, '7 instances, 120 message ids, uuid-9 and inst-oslo');
 });
 
+test('large notifications into one partition stay under the broker batch size limit', opts, async (t) => {
+  const topic = cliTopic(t, 'it-produce-large');
+  // 1500 notifications of ~3 KB: 500 of them in one record batch would be 1.5 MB, above message.max.bytes.
+  const filler = 'x'.repeat(3000);
+  const lines = Array.from({ length: 1500 }, (_, i) =>
+    JSON.stringify({ message_id: `m${i}`, payload: { instance_id: 'one', i, filler } }),
+  );
+  const r = await runCli(['produce', '-c', CONFIG, '--topic', topic], {
+    env: { KAFKA_BROKERS: kafkaBrokers(), WINCHESTER_KAFKA_PARTITIONS: '1' },
+    stdin: lines.join('\n'),
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderrLines()[0], `winchester: created topic ${topic} (1 partition, replication factor 1)`);
+  const received = await consumeAll(topic, lines.length);
+  assert.deepEqual(
+    received.map((m) => m.value),
+    lines,
+    'one key, one partition: exactly the input order',
+  );
+});
+
 test(
   'malformed lines are reported with line numbers and skipped; a JSON array works too',
   opts,
