@@ -275,6 +275,7 @@ async function pump(
     }
   } catch (e) {
     await flushReports();
+    progress?.clear();
     if (e instanceof WinchesterError) throw e;
     throw new InputError(
       `cannot read input '${opts.input ?? '-'}': ${e instanceof Error ? e.message : String(e)}`,
@@ -282,9 +283,13 @@ async function pump(
     );
   }
   // Whatever was read before a --strict stop is sent too, so "everything before line N" holds.
-  await producer.flush();
+  try {
+    await producer.flush();
+  } finally {
+    // An error message must not be appended to a half-drawn progress line.
+    progress?.clear();
+  }
   await flushReports();
-  progress?.clear();
   const elapsed = Date.now() - started;
   if (strictStop !== undefined) {
     await write(
