@@ -217,6 +217,7 @@ export class RouterWorker {
    * time of records still in flight, so on every partition a tick comes after the events it covers.
    */
   private ackedEventTime: Instant | null = null;
+  private stopped = false;
 
   constructor(private readonly options: RouterWorkerOptions) {}
 
@@ -278,8 +279,10 @@ export class RouterWorker {
     await payload.commitOffsetsIfNecessary();
   }
 
-  /** Stops ticking and consuming (the in-flight batch finishes first) and leaves the group. */
+  /** Stops ticking and consuming (the in-flight batch finishes first) and leaves the group. Idempotent. */
   async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     await this.ticking;

@@ -34,6 +34,7 @@ type BatchPayload = Pick<EachBatchPayload, 'batch' | 'heartbeat' | 'isRunning' |
 export class StreamsWorker {
   private readonly tasks = new Map<number, StreamTask>();
   private removeJoinListener: (() => void) | undefined;
+  private stopped = false;
 
   constructor(private readonly options: StreamsWorkerOptions) {}
 
@@ -126,8 +127,11 @@ export class StreamsWorker {
 
   /**
    * Graceful stop: lets the in-flight batch finish, checkpoints every task, publishes, leaves the group.
+   * Idempotent.
    */
   async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
     const o = this.options;
     await o.consumer.stop();
     for (const task of this.tasks.values()) {

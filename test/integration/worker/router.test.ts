@@ -7,17 +7,26 @@ import { generateNotifications } from '../../../src/notigen/index.js';
 import { nowInstant } from '../../../src/timex/instant.js';
 import { producerSendPort, Router, RouterWorker } from '../../../src/worker/router.js';
 import { INTEGRATION_TIMEOUT_MS, uniqueName } from '../../helpers/integration.js';
-import { Inbox, startConsumer, testAdmin, testKafka, testTopic } from '../../helpers/kafka.js';
+import { Inbox, startConsumer, testKafka } from '../../helpers/kafka.js';
+import { workerTopics } from './topics.js';
 
 test('the router turns notifications into keyed stream-events records and dead-letters the malformed', {
   timeout: INTEGRATION_TIMEOUT_MS,
 }, async (t) => {
+  // Registered first (after-hooks run in registration order): the worker stops while the producer and
+  // topics it uses still exist.
+  let worker: RouterWorker | undefined;
+  t.after(() => worker?.stop());
   const config = await loadConfig('etc/winchester.yaml', { env: {} });
   const kafka = testKafka('it-router');
-  const admin = await testAdmin(t, kafka);
-  const notifications = await testTopic(t, admin, 'it-router-in', { numPartitions: 2 });
-  const streamEvents = await testTopic(t, admin, 'it-router-se', { numPartitions: 4 });
-  const deadLetter = await testTopic(t, admin, 'it-router-dl', { numPartitions: 1 });
+  const {
+    admin,
+    names: { notifications, streamEvents, deadLetter },
+  } = await workerTopics(t, kafka, {
+    notifications: { prefix: 'it-router-in', partitions: 2 },
+    streamEvents: { prefix: 'it-router-se', partitions: 4 },
+    deadLetter: { prefix: 'it-router-dl', partitions: 1 },
+  });
 
   const generated = [...generateNotifications({ seed: 5, instances: 6, days: 2, osloEnvelope: 0.25 })];
   const input: { key: string | null; value: string | null }[] = generated.map((n, i) => ({
@@ -62,7 +71,7 @@ test('the router turns notifications into keyed stream-events records and dead-l
     deadLetterTopic: deadLetter,
   });
   const groupId = uniqueName('it-router-group');
-  const worker = new RouterWorker({
+  worker = new RouterWorker({
     router,
     consumer: kafka.consumer({ groupId, maxWaitTimeInMs: 200 }),
     send: producerSendPort(producer),
@@ -74,26 +83,17 @@ test('the router turns notifications into keyed stream-events records and dead-l
     fromBeginning: true,
   });
   await worker.start();
-  t.after(() => worker.stop());
 
+  const seConsumer = kafka.consumer({ groupId: uniqueName('it-router-se'), maxWaitTimeInMs: 200 });
+  const dlConsumer = kafka.consumer({ groupId: uniqueName('it-router-dl'), maxWaitTimeInMs: 200 });
   const records = new Inbox();
-  await startConsumer(
-    t,
-    kafka.consumer({ groupId: uniqueName('it-router-se'), maxWaitTimeInMs: 200 }),
-    streamEvents,
-    records.handler('se'),
-  );
+  await startConsumer(t, seConsumer, streamEvents, records.handler('se'));
   const dead: { key: string | null; value: string | null; headers: Record<string, string> }[] = [];
-  await startConsumer(
-    t,
-    kafka.consumer({ groupId: uniqueName('it-router-dl'), maxWaitTimeInMs: 200 }),
-    deadLetter,
-    async ({ message }) => {
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-      dead.push({ key: message.key?.toString() ?? null, value: message.value?.toString() ?? null, headers });
-    },
-  );
+  await startConsumer(t, dlConsumer, deadLetter, async ({ message }) => {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+    dead.push({ key: message.key?.toString() ?? null, value: message.value?.toString() ?? null, headers });
+  });
 
   const received = await records.waitFor(expectedRecords.length, 30_000);
   assert.deepEqual(
@@ -138,4 +138,9 @@ test('the router turns notifications into keyed stream-events records and dead-l
   assert.equal(router.counts.notifications, input.length);
   assert.equal(router.counts.unmatched, 1);
   assert.deepEqual({ ...router.counts.deadLettered }, { invalid_json: 1, missing_event_type: 1 });
+  // Everything stops here, in dependency order, before the helpers delete the topics.
+  await worker.stop();
+  await seConsumer.disconnect();
+  await dlConsumer.disconnect();
+  await producer.disconnect();
 });

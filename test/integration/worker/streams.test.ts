@@ -16,8 +16,9 @@ import { OutboxPublisher, type TaskStore } from '../../../src/worker/stream-task
 import { StreamsWorker } from '../../../src/worker/streams-worker.js';
 import { runCli } from '../../helpers/cli.js';
 import { INTEGRATION_TIMEOUT_MS, type TestScope, uniqueName } from '../../helpers/integration.js';
-import { Inbox, startConsumer, testAdmin, testKafka, testTopic } from '../../helpers/kafka.js';
+import { Inbox, startConsumer, testKafka } from '../../helpers/kafka.js';
 import { migratedDatabase } from '../db/schema.js';
+import { workerTopics } from './topics.js';
 
 const WORKLOAD = { seed: 7, instances: 6, days: 4 };
 const lines = () => [...generateNotifications(WORKLOAD)].map((n) => JSON.stringify(n));
@@ -68,28 +69,41 @@ interface Rig {
   store: CheckpointStore;
   producer: Producer;
   topics: { notifications: string; streamEvents: string; batches: string; deadLetter: string };
+  /** Stops workers first, while the producer, topics and database they use still exist. */
+  onStop(stop: () => Promise<void>): void;
 }
 
 async function rig(t: TestScope, name: string): Promise<Rig> {
+  // Registered before anything else: node:test runs after-hooks in registration order.
+  const stops: (() => Promise<void>)[] = [];
+  t.after(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  });
   const config = await loadConfig('etc/winchester.yaml', { env: { WINCHESTER_CLOCK_MODE: 'event' } });
   assert.equal(config.settings.clock.mode, 'event');
   const db = await migratedDatabase(t, `it_${name.replaceAll('-', '_')}`);
   const kafka = testKafka(`it-${name}`);
-  const admin = await testAdmin(t, kafka);
-  const topics = {
-    notifications: await testTopic(t, admin, `it-${name}-in`, { numPartitions: 1 }),
-    streamEvents: await testTopic(t, admin, `it-${name}-se`, { numPartitions: 3 }),
-    batches: await testTopic(t, admin, `it-${name}-b`, { numPartitions: 1 }),
-    deadLetter: await testTopic(t, admin, `it-${name}-dl`, { numPartitions: 1 }),
-  };
+  const { names: topics } = await workerTopics(t, kafka, {
+    notifications: { prefix: `it-${name}-in`, partitions: 1 },
+    streamEvents: { prefix: `it-${name}-se`, partitions: 3 },
+    batches: { prefix: `it-${name}-b`, partitions: 1 },
+    deadLetter: { prefix: `it-${name}-dl`, partitions: 1 },
+  });
   const producer = createProducer(kafka, { idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   t.after(() => producer.disconnect());
-  return { kafka, config, store: new CheckpointStore(db.pool), producer, topics };
+  return {
+    kafka,
+    config,
+    store: new CheckpointStore(db.pool),
+    producer,
+    topics,
+    onStop: (stop) => void stops.push(stop),
+  };
 }
 
 /** Produces the workload and routes it with event-time ticks every 100 ms. */
-async function route(t: TestScope, r: Rig): Promise<RouterWorker> {
+async function route(r: Rig): Promise<RouterWorker> {
   const all = lines();
   for (let i = 0; i < all.length; i += 100) {
     await r.producer.send({
@@ -114,7 +128,7 @@ async function route(t: TestScope, r: Rig): Promise<RouterWorker> {
     fromBeginning: true,
   });
   await router.start();
-  t.after(() => router.stop());
+  r.onStop(() => router.stop());
   return router;
 }
 
@@ -162,10 +176,10 @@ test('route → streams → batches: the published batches are those winchester 
   assert.ok(expected.length >= 10, `workload fires and expires enough streams (${expected.length})`);
   const r = await rig(t, 'streams');
   const inbox = await batchesInbox(t, r);
-  await route(t, r);
+  const router = await route(r);
   const { worker } = streams(r, uniqueName('it-streams'));
   await worker.start();
-  t.after(() => worker.stop());
+  r.onStop(() => worker.stop());
 
   const received = await inbox.waitFor(expected.length, 40_000);
   await sleep(1000); // anything extra would show up now
@@ -178,6 +192,9 @@ test('route → streams → batches: the published batches are those winchester 
     'keyed by batch id',
   );
   assert.deepEqual(await r.store.unpublishedOutbox(), [], 'every outbox row marked published');
+  // Stop in dependency order while the producer and the database are still there.
+  await worker.stop();
+  await router.stop();
 });
 
 test('a streams worker that crashes mid-way is taken over from its checkpoints: same batches, none doubled', {
@@ -186,7 +203,7 @@ test('a streams worker that crashes mid-way is taken over from its checkpoints: 
   const expected = await replayLines();
   const r = await rig(t, 'takeover');
   const inbox = await batchesInbox(t, r);
-  await route(t, r);
+  const router = await route(r);
   const groupId = uniqueName('it-takeover');
 
   // The first worker checkpoints slowly, so it is stopped with part of the input handled.
@@ -199,6 +216,7 @@ test('a streams worker that crashes mid-way is taken over from its checkpoints: 
     },
   };
   const first = streams(r, groupId, slowStore, 10);
+  r.onStop(() => first.consumer.disconnect());
   await first.worker.start();
   const deadline = Date.now() + 30_000;
   while (inbox.messages.length < 3 && Date.now() < deadline) await sleep(20);
@@ -214,7 +232,7 @@ test('a streams worker that crashes mid-way is taken over from its checkpoints: 
 
   const second = streams(r, groupId);
   await second.worker.start();
-  t.after(() => second.worker.stop());
+  r.onStop(() => second.worker.stop());
   const received = await inbox.waitFor(expected.length, 40_000);
   await sleep(1000);
   assert.deepEqual(received.map((m) => asReplayLine(m.value as string)).sort(), [...expected].sort());
@@ -225,4 +243,6 @@ test('a streams worker that crashes mid-way is taken over from its checkpoints: 
     epochs.some((e) => e >= 2),
     'the new owner re-claimed (epoch bumped)',
   );
+  await second.worker.stop();
+  await router.stop();
 });
