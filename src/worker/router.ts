@@ -158,10 +158,23 @@ export class Router {
 /** Produces messages and resolves once the broker acknowledged all of them (acks = all). */
 export type SendPort = (messages: readonly OutboundMessage[]) => Promise<void>;
 
-/** A {@link SendPort} on a kafkajs producer: one sendBatch, grouped by topic. */
-export function producerSendPort(producer: Producer): SendPort {
-  return async (messages) => {
-    if (messages.length === 0) return;
+/** Default cap on the bytes of one produce request (the broker refuses record batches over 1 MiB). */
+export const MAX_REQUEST_BYTES = 512 * 1024;
+
+function sizeOf(v: string | Buffer | null): number {
+  return v === null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length;
+}
+
+/**
+ * A {@link SendPort} on a kafkajs producer: sendBatch requests grouped by topic, each at most
+ * `maxRequestBytes` of keys and values (one larger message goes alone), sent one after the other so the
+ * order within every partition is kept.
+ */
+export function producerSendPort(
+  producer: Pick<Producer, 'sendBatch'>,
+  maxRequestBytes = MAX_REQUEST_BYTES,
+): SendPort {
+  const sendOne = async (messages: readonly OutboundMessage[]) => {
     const byTopic = new Map<string, OutboundMessage[]>();
     for (const m of messages) {
       const list = byTopic.get(m.topic);
@@ -180,6 +193,21 @@ export function producerSendPort(producer: Producer): SendPort {
         })),
       })),
     });
+  };
+  return async (messages) => {
+    let start = 0;
+    let bytes = 0;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i] as OutboundMessage;
+      const size = sizeOf(m.key) + sizeOf(m.value);
+      if (i > start && bytes + size > maxRequestBytes) {
+        await sendOne(messages.slice(start, i));
+        start = i;
+        bytes = 0;
+      }
+      bytes += size;
+    }
+    if (start < messages.length) await sendOne(messages.slice(start));
   };
 }
 

@@ -6,6 +6,7 @@ import { generateNotifications } from '../../../src/notigen/index.js';
 import {
   type InboundMessage,
   type OutboundMessage,
+  producerSendPort,
   Router,
   RouterWorker,
 } from '../../../src/worker/router.js';
@@ -258,5 +259,28 @@ describe('RouterWorker.handleBatch', () => {
     sent.length = 0;
     await worker.tick();
     assert.equal(sent.length, 0, 'each worker ticks with what it has itself produced');
+  });
+});
+
+describe('producerSendPort', () => {
+  test('requests are cut by size, in order, one oversized message alone; nothing sent for nothing', async () => {
+    const requests: string[][] = [];
+    const send = producerSendPort(
+      {
+        sendBatch: async (b: { topicMessages?: { topic: string; messages: { value: unknown }[] }[] }) => {
+          requests.push(
+            (b.topicMessages ?? []).flatMap((tm) => tm.messages.map((m) => `${tm.topic}:${String(m.value)}`)),
+          );
+          return [];
+        },
+      } as never,
+      10,
+    );
+    await send([]);
+    assert.equal(requests.length, 0);
+    const m = (topic: string, value: string): OutboundMessage => ({ topic, key: null, value });
+    await send([m('a', '1234'), m('b', '5678'), m('a', '90'), m('a', 'x'.repeat(30)), m('a', 'y')]);
+    // 4 + 4 + 2 bytes fit in 10 (grouped by topic within a request); 30 bytes go alone.
+    assert.deepEqual(requests, [['a:1234', 'a:90', 'b:5678'], [`a:${'x'.repeat(30)}`], ['a:y']]);
   });
 });
