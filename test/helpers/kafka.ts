@@ -24,16 +24,27 @@ export function testKafka(clientId: string): Kafka {
   });
 }
 
-/** Connects an admin client and disconnects it when the test ends. */
+// Topics to delete before an admin from testAdmin disconnects. node:test runs after-hooks in the
+// order they were registered, so a separate deleteTopics hook would run after the disconnect,
+// reconnect the admin and leave a socket that keeps the test process alive.
+const pendingTopics = new WeakMap<Admin, string[]>();
+
+/** Connects an admin client; when the test ends it deletes the topics made with it, then disconnects. */
 export async function testAdmin(t: TestScope, kafka: Kafka): Promise<Admin> {
   const admin = kafka.admin();
   await admin.connect();
-  t.after(() => admin.disconnect());
+  const topics: string[] = [];
+  pendingTopics.set(admin, topics);
+  t.after(async () => {
+    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 10000 }).catch(() => undefined);
+    await admin.disconnect();
+  });
   return admin;
 }
 
 /**
- * Creates a topic with a unique name (`prefix-…`) and deletes it when the test ends.
+ * Creates a topic with a unique name (`prefix-…`) and deletes it when the test ends (through the
+ * admin's own clean-up when it came from {@link testAdmin}).
  * @returns the topic name.
  */
 export async function testTopic(
@@ -45,7 +56,9 @@ export async function testTopic(
   const topic = uniqueName(prefix);
   const created = await createTopics(admin, [{ ...spec, topic }]);
   if (!created.includes(topic)) throw new Error(`topic ${topic} already existed: names are not unique`);
-  t.after(() => admin.deleteTopics({ topics: [topic], timeout: 10000 }).catch(() => undefined));
+  const pending = pendingTopics.get(admin);
+  if (pending) pending.push(topic);
+  else t.after(() => admin.deleteTopics({ topics: [topic], timeout: 10000 }).catch(() => undefined));
   return topic;
 }
 
