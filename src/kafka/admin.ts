@@ -63,7 +63,9 @@ export async function createTopics(
   }
 }
 
-// Polls topic metadata until every partition of every topic has a leader (so produce succeeds at once).
+// Polls until every partition of every topic has a leader that serves requests (so produce and
+// offset look-ups succeed at once). Metadata can name a leader a moment before that broker has taken
+// the partition over (a ListOffsets then answers NOT_LEADER_FOR_PARTITION), so offsets are asked too.
 async function waitForLeaders(admin: Admin, topics: readonly string[], deadline: number): Promise<void> {
   let lastProblem: unknown;
   for (;;) {
@@ -72,7 +74,10 @@ async function waitForLeaders(admin: Admin, topics: readonly string[], deadline:
       const leaderless = metadata.topics.filter(
         (t) => t.partitions.length === 0 || t.partitions.some((p) => p.leader < 0),
       );
-      if (leaderless.length === 0) return;
+      if (leaderless.length === 0) {
+        for (const topic of topics) await admin.fetchTopicOffsets(topic);
+        return;
+      }
       lastProblem = new Error(`no leader yet for ${leaderless.map((t) => t.name).join(', ')}`);
     } catch (error) {
       // Anything kafkajs deems permanent (authorization, invalid name…) will not get better by waiting.
