@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { ConfigError, formatProblem, UsageError } from '../errors.js';
-import { type CliIo, type Command, write } from './io.js';
+import { type CliIo, type Command, parseCommandArgs, write } from './io.js';
 
 const usage = `Usage: winchester check [-c FILE] [--strict] [--quiet]
 
@@ -20,24 +19,14 @@ Options:
 `;
 
 function parse(args: string[]): { config: string | undefined; strict: boolean; quiet: boolean } {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      options: {
-        config: { type: 'string', short: 'c' },
-        strict: { type: 'boolean' },
-        quiet: { type: 'boolean', short: 'q' },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-    if (positionals.length > 0)
-      throw new UsageError(`check: unexpected argument '${positionals[0]}' (use -c FILE)`);
-    return { config: values.config, strict: values.strict ?? false, quiet: values.quiet ?? false };
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`check: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const { values, positionals } = parseCommandArgs('check', args, {
+    config: { type: 'string', short: 'c' },
+    strict: { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+  });
+  if (positionals.length > 0)
+    throw new UsageError(`check: unexpected argument '${positionals[0]}' (use -c FILE)`);
+  return { config: values.config, strict: values.strict ?? false, quiet: values.quiet ?? false };
 }
 
 // Always the plural form: the summary line is a fixed, machine-readable contract (SPEC §7).

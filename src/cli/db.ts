@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { DatabaseUnavailableError, redactDatabaseUrl } from '../db/databases.js';
 import { classifyDatabaseError, describeDatabaseError } from '../db/errors.js';
@@ -12,7 +11,7 @@ import {
 } from '../db/migrate.js';
 import { createPool, type DatabasePool } from '../db/pool.js';
 import { ConfigError, UsageError, WinchesterError } from '../errors.js';
-import { type CliIo, type Command, write } from './io.js';
+import { type CliIo, type Command, parseCommandArgs, write } from './io.js';
 
 const usage = `Usage: winchester db upgrade [-c FILE]
        winchester db upgrade --sql
@@ -45,18 +44,10 @@ interface Options {
 }
 
 function parse(args: string[]): Options {
-  let values: { config?: string; sql?: boolean };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args,
-      options: { config: { type: 'string', short: 'c' }, sql: { type: 'boolean' } },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (err) {
-    throw new UsageError(`db: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const { values, positionals } = parseCommandArgs('db', args, {
+    config: { type: 'string', short: 'c' },
+    sql: { type: 'boolean' },
+  });
   const [action, extra] = positionals;
   if (action === undefined) throw new UsageError('db: missing action (upgrade or status)');
   if (action !== 'upgrade' && action !== 'status') {

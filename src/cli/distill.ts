@@ -1,10 +1,9 @@
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { type Distiller, loadDistiller, type MalformedReason } from '../distill/index.js';
 import { formatProblem, InputError, UsageError } from '../errors.js';
 import { eventToJson } from '../model/event-json.js';
 import { readJsonRecords } from '../model/json-records.js';
-import { type CliIo, type Command, openInput, write } from './io.js';
+import { type CliIo, type Command, openInput, parseCommandArgs, write } from './io.js';
 
 const usage = `Usage: winchester distill --definitions FILE [--catch-all] [--plugin NAME=MODULE[#EXPORT]]... [INPUT]
 
@@ -40,24 +39,12 @@ interface Options {
 }
 
 function parse(args: string[]): Options {
-  const parsed = (() => {
-    try {
-      return parseArgs({
-        args,
-        options: {
-          definitions: { type: 'string', short: 'd' },
-          'catch-all': { type: 'boolean' },
-          plugin: { type: 'string', multiple: true },
-          quiet: { type: 'boolean', short: 'q' },
-        },
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (err) {
-      throw new UsageError(`distill: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  })();
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs('distill', args, {
+    definitions: { type: 'string', short: 'd' },
+    'catch-all': { type: 'boolean' },
+    plugin: { type: 'string', multiple: true },
+    quiet: { type: 'boolean', short: 'q' },
+  });
   if (values.definitions === undefined || values.definitions === '') {
     throw new UsageError('distill: --definitions FILE is required');
   }

@@ -1,11 +1,10 @@
 import { createWriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Writable } from 'node:stream';
-import { parseArgs } from 'node:util';
 import { InputError, UsageError } from '../errors.js';
 import { DEFAULT_START, type GenerateOptions, NotificationGenerator } from '../notigen/generator.js';
 import { loadTemplates } from '../notigen/template.js';
-import { type CliIo, type Command, write } from './io.js';
+import { type CliIo, type Command, parseCommandArgs, write } from './io.js';
 
 const usage = `Usage: winchester generate [options]
 
@@ -48,32 +47,24 @@ interface Parsed {
 }
 
 function parse(args: string[]): Parsed {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    const parsed = parseArgs({
-      args,
-      options: {
-        seed: { type: 'string' },
-        instances: { type: 'string' },
-        days: { type: 'string' },
-        start: { type: 'string' },
-        'ops-per-day': { type: 'string' },
-        'delete-rate': { type: 'string' },
-        'failed-creates': { type: 'string' },
-        duplicates: { type: 'string' },
-        oslo: { type: 'string' },
-        count: { type: 'string' },
-        templates: { type: 'string' },
-        output: { type: 'string', short: 'o' },
-      },
-      allowPositionals: false,
-      strict: true,
-    });
-    values = parsed.values;
-  } catch (err) {
-    throw new UsageError(`generate: ${err instanceof Error ? err.message : String(err)}`);
+  const { values, positionals } = parseCommandArgs('generate', args, {
+    seed: { type: 'string' },
+    instances: { type: 'string' },
+    days: { type: 'string' },
+    start: { type: 'string' },
+    'ops-per-day': { type: 'string' },
+    'delete-rate': { type: 'string' },
+    'failed-creates': { type: 'string' },
+    duplicates: { type: 'string' },
+    oslo: { type: 'string' },
+    count: { type: 'string' },
+    templates: { type: 'string' },
+    output: { type: 'string', short: 'o' },
+  });
+  if (positionals.length > 0) {
+    throw new UsageError(`generate: unexpected argument '${positionals[0]}' (generate takes options only)`);
   }
-  const str = (k: string) => values[k] as string | undefined;
+  const str = (k: keyof typeof values): string | undefined => values[k];
   const options: GenerateOptions = {};
   const set = <K extends keyof GenerateOptions>(key: K, v: GenerateOptions[K] | undefined) => {
     if (v !== undefined) options[key] = v;

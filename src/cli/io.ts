@@ -2,7 +2,8 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { InputError } from '../errors.js';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { InputError, UsageError } from '../errors.js';
 
 /** The streams a command talks to; tests pass their own. */
 export interface CliIo {
@@ -50,4 +51,18 @@ export async function openInput(input: string | undefined, io: CliIo): Promise<R
     );
   }
   return createReadStream(path);
+}
+
+type ArgOptions = NonNullable<ParseArgsConfig['options']>;
+
+/**
+ * Parses a subcommand's arguments strictly (unknown options are errors, positionals allowed) and
+ * turns a parse failure into a {@link UsageError} (exit 2) prefixed with the command's name.
+ */
+export function parseCommandArgs<const O extends ArgOptions>(command: string, args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(`${command}: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

@@ -1,11 +1,10 @@
 import type { Readable } from 'node:stream';
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { ConfigError, InputError, UsageError, WinchesterError } from '../errors.js';
 import { judgeLine, type MalformedKind } from '../kafka/notification-key.js';
 import { type NotificationProducer, openNotificationProducer } from '../kafka/notification-producer.js';
 import { readJsonRecords } from '../model/json-records.js';
-import { type CliIo, type Command, openInput, write } from './io.js';
+import { type CliIo, type Command, openInput, parseCommandArgs, write } from './io.js';
 
 const usage = `Usage: winchester produce [-c FILE] [options] [INPUT]
 
@@ -64,37 +63,17 @@ function positiveNumber(name: string, raw: string | undefined, integer: boolean,
 }
 
 function parse(args: string[]): Options {
-  let values: {
-    config?: string;
-    topic?: string;
-    'create-topic'?: boolean;
-    'no-create-topic'?: boolean;
-    strict?: boolean;
-    'batch-size'?: string;
-    timeout?: string;
-    quiet?: boolean;
-  };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args,
-      options: {
-        config: { type: 'string', short: 'c' },
-        topic: { type: 'string', short: 't' },
-        // node 20's parseArgs has no --no-X negation, so both spellings are declared.
-        'create-topic': { type: 'boolean' },
-        'no-create-topic': { type: 'boolean' },
-        strict: { type: 'boolean' },
-        'batch-size': { type: 'string' },
-        timeout: { type: 'string' },
-        quiet: { type: 'boolean', short: 'q' },
-      },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (err) {
-    throw new UsageError(`produce: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const { values, positionals } = parseCommandArgs('produce', args, {
+    config: { type: 'string', short: 'c' },
+    topic: { type: 'string', short: 't' },
+    // node 20's parseArgs has no --no-X negation, so both spellings are declared.
+    'create-topic': { type: 'boolean' },
+    'no-create-topic': { type: 'boolean' },
+    strict: { type: 'boolean' },
+    'batch-size': { type: 'string' },
+    timeout: { type: 'string' },
+    quiet: { type: 'boolean', short: 'q' },
+  });
   if (positionals.length > 1) {
     throw new UsageError(`produce: unexpected argument '${positionals[1]}' (one INPUT at most)`);
   }

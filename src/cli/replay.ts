@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import type { Distiller } from '../distill/index.js';
 import { EventTimeClock } from '../engine/clock.js';
@@ -11,7 +10,7 @@ import { eventFromJson, eventToJson, traitValueToJson } from '../model/event-jso
 import { readJsonRecords } from '../model/json-records.js';
 import { DatetimeError, formatInstant, type Instant, parseDatetime } from '../timex/instant.js';
 import type { DistinguishingValue, DistinguishingValues } from '../triggers/types.js';
-import { type CliIo, type Command, openInput, write } from './io.js';
+import { type CliIo, type Command, openInput, parseCommandArgs, write } from './io.js';
 
 const usage = `Usage: winchester replay [-c FILE] [--events] [--until DATETIME] [INPUT]
 
@@ -56,25 +55,13 @@ interface Options {
 }
 
 function parse(args: string[]): Options {
-  const parsed = (() => {
-    try {
-      return parseArgs({
-        args,
-        options: {
-          config: { type: 'string', short: 'c' },
-          events: { type: 'boolean' },
-          until: { type: 'string' },
-          'run-pipelines': { type: 'boolean' },
-          quiet: { type: 'boolean', short: 'q' },
-        },
-        allowPositionals: true,
-        strict: true,
-      });
-    } catch (err) {
-      throw new UsageError(`replay: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  })();
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs('replay', args, {
+    config: { type: 'string', short: 'c' },
+    events: { type: 'boolean' },
+    until: { type: 'string' },
+    'run-pipelines': { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+  });
   if (positionals.length > 1)
     throw new UsageError(`replay: unexpected argument '${positionals[1]}' (one INPUT at most)`);
   let until: Instant | undefined;

@@ -1,9 +1,8 @@
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { contains, parseTimex, TimexError, TimexSyntaxError, type TimexValue } from '../timex/index.js';
 import { DatetimeError, formatInstant, type Instant, nowInstant, parseDatetime } from '../timex/instant.js';
-import { type CliIo, type Command, write } from './io.js';
+import { type CliIo, type Command, parseCommandArgs, write } from './io.js';
 
 const usage = `Usage: winchester timex EXPR [--var NAME=DATETIME]...
        winchester timex --jsonl [--var NAME=DATETIME]... < cases.jsonl
@@ -149,22 +148,11 @@ export function createTimexCommand(clock: () => Instant = nowInstant): Command {
     summary: 'evaluate a time expression (or a JSON-lines batch of them) and print the result',
     usage,
     async run(args: string[], io: CliIo): Promise<number> {
-      let values: { var?: string[]; jsonl?: boolean; contains?: string };
-      let positionals: string[];
-      try {
-        ({ values, positionals } = parseArgs({
-          args,
-          options: {
-            var: { type: 'string', multiple: true },
-            jsonl: { type: 'boolean' },
-            contains: { type: 'string' },
-          },
-          allowPositionals: true,
-          strict: true,
-        }));
-      } catch (err) {
-        throw new UsageError(`timex: ${err instanceof Error ? err.message : String(err)}`);
-      }
+      const { values, positionals } = parseCommandArgs('timex', args, {
+        var: { type: 'string', multiple: true },
+        jsonl: { type: 'boolean' },
+        contains: { type: 'string' },
+      });
       const defaults = readVars(values.var ?? [], 'timex: --var: ');
       let probe: Instant | undefined;
       if (values.contains !== undefined) {
