@@ -13,7 +13,7 @@ export {
   timexContains,
 } from './criteria.js';
 export { type CompiledTrigger, compileTriggers, type TriggerSource } from './definition.js';
-export { distinguishingKey, isoInstant, keyEncoder, keyOf, parseKey } from './key.js';
+export { distinguishingKey, isoInstant, keyOf, parseKey } from './key.js';
 export type {
   DistinguishingValue,
   DistinguishingValues,

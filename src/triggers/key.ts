@@ -109,48 +109,6 @@ export function keyOf(sortedNames: readonly string[], values: DistinguishingValu
   return `${out}]`;
 }
 
-/**
- * A key builder for one trigger: names sorted and quoted once, and the last few datetimes
- * formatted remembered (consecutive events of a stream share their `day` range), so building the
- * key of a matched event is mostly string concatenation. Same output as {@link keyOf}.
- */
-export function keyEncoder(names: readonly string[]): (values: DistinguishingValues) => string {
-  const sorted = [...names].sort(compareCodeUnits);
-  const quoted = sorted.map((n) => JSON.stringify(n));
-  const n = sorted.length;
-  // Per entry, the last instant(s) formatted and their text: a stream's events share their
-  // range, and each encoder owns its cache, so nothing is shared between triggers or tests.
-  const lastA: number[] = new Array(n).fill(Number.NaN);
-  const textA: string[] = new Array(n).fill('');
-  const lastB: number[] = new Array(n).fill(Number.NaN);
-  const textB: string[] = new Array(n).fill('');
-  const isoA = (i: number, t: number): string => {
-    if (lastA[i] !== t) {
-      lastA[i] = t;
-      textA[i] = isoInstant(t);
-    }
-    return textA[i] as string;
-  };
-  const isoB = (i: number, t: number): string => {
-    if (lastB[i] !== t) {
-      lastB[i] = t;
-      textB[i] = isoInstant(t);
-    }
-    return textB[i] as string;
-  };
-  return (values) => {
-    let out = '[';
-    for (let i = 0; i < n; i++) {
-      if (i > 0) out += ',';
-      const q = quoted[i] as string;
-      const v = values[sorted[i] as string] as DistinguishingValue;
-      if (v.type === 'range') out += `[${q},"r","${isoA(i, v.begin)}","${isoB(i, v.end)}"]`;
-      else if (v.type === 'datetime') out += `[${q},"d","${isoA(i, v.value)}"]`;
-      else out += entryText(q, v, isoInstant);
-    }
-    return `${out}]`;
-  };
-}
 /** A computed distinguishing value (a timex result) with its key entry, as {@link EntryEncoder} caches them. */
 export interface EncodedValue {
   readonly value: DistinguishingValue;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { formatInstant, MAX_INSTANT, MIN_INSTANT } from '../../../src/timex/instant.js';
-import { distinguishingKey, isoInstant, keyEncoder, keyOf, parseKey } from '../../../src/triggers/key.js';
+import { distinguishingKey, isoInstant, keyOf, parseKey } from '../../../src/triggers/key.js';
 import type { DistinguishingValue, DistinguishingValues } from '../../../src/triggers/types.js';
 
 const instant = fc.integer({ min: MIN_INSTANT, max: MAX_INSTANT });
@@ -121,24 +121,5 @@ describe('stream key', () => {
     for (const t of [MIN_INSTANT, MAX_INSTANT, 0, -1, 951_782_400_000_000 /* 2000-02-29 */]) {
       assert.equal(isoInstant(t), formatInstant(t));
     }
-  });
-
-  test('a trigger key encoder (with its cache) agrees with distinguishingKey over a sequence', () => {
-    fc.assert(
-      fc.property(
-        fc.uniqueArray(fc.string(), { minLength: 1, maxLength: 4 }),
-        fc.array(fc.array(value, { minLength: 4, maxLength: 4 }), { maxLength: 20 }),
-        (names, rows) => {
-          const encode = keyEncoder(names);
-          for (const row of rows) {
-            const v: Record<string, (typeof row)[number]> = {};
-            names.forEach((n, i) => {
-              Object.defineProperty(v, n, { value: row[i], enumerable: true });
-            });
-            assert.equal(encode(v), distinguishingKey(v));
-          }
-        },
-      ),
-    );
   });
 });
