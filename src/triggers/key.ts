@@ -75,10 +75,10 @@ export function jsonString(s: string): string {
 
 /** Encodes one `[name, tag, …]` entry. */
 export function keyEntry(name: string, v: DistinguishingValue): string {
-  return entryText(JSON.stringify(name), v, isoInstant);
+  return entryText(JSON.stringify(name), v);
 }
 
-function entryText(quotedName: string, v: DistinguishingValue, iso: (t: number) => string): string {
+function entryText(quotedName: string, v: DistinguishingValue): string {
   switch (v.type) {
     case 'text':
       return `[${quotedName},"t",${jsonString(v.value)}]`;
@@ -87,9 +87,9 @@ function entryText(quotedName: string, v: DistinguishingValue, iso: (t: number) 
     case 'float':
       return `[${quotedName},"f","${numberText(v.value)}"]`;
     case 'datetime':
-      return `[${quotedName},"d","${iso(v.value)}"]`;
+      return `[${quotedName},"d","${isoInstant(v.value)}"]`;
     case 'range':
-      return `[${quotedName},"r","${iso(v.begin)}","${iso(v.end)}"]`;
+      return `[${quotedName},"r","${isoInstant(v.begin)}","${isoInstant(v.end)}"]`;
   }
 }
 
@@ -149,7 +149,7 @@ export class EntryEncoder {
 
   /** The key entry of a trait value (taken as is: an event's trait object is already immutable). */
   trait(v: TraitValue): string {
-    return entryText(this.quoted, v, isoInstant);
+    return entryText(this.quoted, v);
   }
 
   /** The range [begin, end) as a value and its entry. */
@@ -184,7 +184,7 @@ export class EntryEncoder {
     end: number,
     value: DistinguishingValue,
   ): EncodedValue {
-    const e: EncodedValue = Object.freeze({ value, entry: entryText(this.quoted, value, isoInstant) });
+    const e: EncodedValue = Object.freeze({ value, entry: entryText(this.quoted, value) });
     const i = this.next;
     this.next = i + 1 === this.size ? 0 : i + 1;
     this.kinds[i] = kind;
