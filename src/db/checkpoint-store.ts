@@ -290,6 +290,21 @@ export class CheckpointStore {
     }
   }
 
+  /**
+   * The batch value kept in the outbox for `batchId` (what a batch reference on the batches topic points
+   * to), or null when there is no such row.
+   */
+  async outboxPayload(batchId: string): Promise<string | null> {
+    try {
+      const row = await this.pool.maybeOne(
+        sql.unsafe`SELECT payload FROM outbox WHERE batch_id = ${batchId}`,
+      );
+      return row === null ? null : String(row.payload);
+    } catch (error) {
+      throw toDatabaseError(error, `reading the outbox row of batch ${batchId}`);
+    }
+  }
+
   /** Marks outbox rows published; returns how many were not already. */
   async markPublished(ids: readonly number[]): Promise<number> {
     for (const id of ids) checkInt(id, 'outbox id', 1);

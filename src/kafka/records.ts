@@ -194,8 +194,11 @@ export function encodeBatch(b: BatchRecord): string {
  * @throws InputError saying what is wrong when it is not one.
  */
 export function decodeBatch(text: string): BatchRecord {
+  return batchFromObject(parseObject(text, 'batch record'));
+}
+
+function batchFromObject(obj: LosslessObject): BatchRecord {
   const what = 'batch record';
-  const obj = parseObject(text, what);
   const kind = obj.kind;
   if (kind !== 'fire' && kind !== 'expire') throw new InputError(`${what}: 'kind' must be fire or expire`);
   const pipeline = obj.pipeline;
@@ -214,5 +217,79 @@ export function decodeBatch(text: string): BatchRecord {
     first: instant(obj, 'first_event', what),
     last: instant(obj, 'last_event', what),
     events: events.map((e) => eventFromLossless(e)),
+  };
+}
+
+// ---- batches carried by reference (claim check) ------------------------------------------------
+
+/**
+ * Largest batch value published inline. A bigger one is published as a {@link BatchReference} and the
+ * pipeline worker reads the full value from the outbox row in Postgres (the claim check), so a stream
+ * with many events is never dropped for exceeding the broker's 1 MiB message limit. Kept well below the
+ * limit so the record's key, headers and framing still fit.
+ */
+export const MAX_INLINE_BATCH_BYTES = 900 * 1024;
+
+/** A batches record that names an outbox row instead of carrying the batch. */
+export interface BatchReference {
+  readonly batchId: string;
+  readonly streamId: string;
+  readonly kind: 'fire' | 'expire';
+  /** Size in bytes of the batch value kept in the outbox (for logs and metrics). */
+  readonly bytes: number;
+}
+
+/** A batches record, either form. */
+export type BatchMessage =
+  | { readonly type: 'inline'; readonly batch: BatchRecord }
+  | { readonly type: 'reference'; readonly reference: BatchReference };
+
+/** The value of a batches record that refers to the outbox row of `batch_id` (`"ref":"outbox"`). */
+export function encodeBatchReference(r: BatchReference): string {
+  return (
+    `{"v":${RECORD_VERSION},"batch_id":${jsonString(r.batchId)},"stream_id":${jsonString(r.streamId)},` +
+    `"kind":"${r.kind}","ref":"outbox","bytes":${r.bytes}}`
+  );
+}
+
+/**
+ * The value to publish for an outbox payload: the payload itself, or a reference to it when it is larger
+ * than `maxInlineBytes`.
+ */
+export function batchValueFor(
+  row: {
+    readonly batchId: string;
+    readonly streamId: string;
+    readonly kind: 'fire' | 'expire';
+    readonly payload: string;
+  },
+  maxInlineBytes = MAX_INLINE_BATCH_BYTES,
+): string {
+  const bytes = Buffer.byteLength(row.payload, 'utf8');
+  if (bytes <= maxInlineBytes) return row.payload;
+  return encodeBatchReference({ batchId: row.batchId, streamId: row.streamId, kind: row.kind, bytes });
+}
+
+/**
+ * Reads a batches record value of either form; a reference is resolved by the caller (the outbox row
+ * of its batch id holds the inline value).
+ * @throws InputError saying what is wrong when it is neither.
+ */
+export function decodeBatchMessage(text: string): BatchMessage {
+  const what = 'batch record';
+  const obj = parseObject(text, what);
+  if (obj.ref === undefined) return { type: 'inline', batch: batchFromObject(obj) };
+  if (obj.ref !== 'outbox') throw new InputError(`${what}: unknown 'ref' ${JSON.stringify(String(obj.ref))}`);
+  const kind = obj.kind;
+  if (kind !== 'fire' && kind !== 'expire') throw new InputError(`${what}: 'kind' must be fire or expire`);
+  const bytes = obj.bytes;
+  return {
+    type: 'reference',
+    reference: {
+      batchId: str(obj, 'batch_id', what),
+      streamId: str(obj, 'stream_id', what),
+      kind,
+      bytes: bytes instanceof JsonNumber ? bytes.value : 0,
+    },
   };
 }

@@ -12,6 +12,7 @@ import type { Distiller } from '../distill/index.js';
 import { describeKafkaError } from '../kafka/errors.js';
 import { encodeStreamEvent, encodeTick, streamRecordKey } from '../kafka/records.js';
 import type { Consumer, EachBatchPayload, Producer } from '../kafka/types.js';
+import type { Event } from '../model/event.js';
 import type { Instant } from '../timex/instant.js';
 import type { TriggerDefinition } from '../triggers/types.js';
 
@@ -100,22 +101,7 @@ export class Router {
       const event = r.event;
       counts.events++;
       if (event.timestamp > this.highest) this.highest = event.timestamp;
-      let joined = 0;
-      for (const def of triggers) {
-        const match = def.match(event, event.timestamp);
-        if (!match.matched) continue;
-        joined++;
-        out.push({
-          topic: streamEventsTopic,
-          key: streamRecordKey(def.name, match.key),
-          value: encodeStreamEvent({
-            trigger: def.name,
-            key: match.key,
-            distinguishing: match.distinguishing,
-            event,
-          }),
-        });
-      }
+      const joined = appendEventRecords(out, event, triggers, streamEventsTopic);
       counts.records += joined;
       if (joined === 0) counts.joinedNone++;
     }
@@ -153,6 +139,36 @@ export class Router {
       },
     };
   }
+}
+
+/**
+ * Appends to `out` one stream-events record per trigger `event` matches (keyed by trigger and canonical
+ * stream key, so a stream stays on one partition) and returns how many. Used for distilled notifications
+ * and for the new events pipelines emit, which go back into trigger processing without re-distilling.
+ */
+export function appendEventRecords(
+  out: OutboundMessage[],
+  event: Event,
+  triggers: readonly TriggerDefinition[],
+  streamEventsTopic: string,
+): number {
+  let joined = 0;
+  for (const def of triggers) {
+    const match = def.match(event, event.timestamp);
+    if (!match.matched) continue;
+    joined++;
+    out.push({
+      topic: streamEventsTopic,
+      key: streamRecordKey(def.name, match.key),
+      value: encodeStreamEvent({
+        trigger: def.name,
+        key: match.key,
+        distinguishing: match.distinguishing,
+        event,
+      }),
+    });
+  }
+  return joined;
 }
 
 /** Produces messages and resolves once the broker acknowledged all of them (acks = all). */
