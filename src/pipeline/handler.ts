@@ -40,6 +40,11 @@ import type { DistinguishingValues } from '../triggers/types.js';
  * leaves the notifications it built under a key that a publisher handler then sends).
  */
 export interface HandlerEnv {
+  /**
+   * The batch's id, the same on every delivery of this batch: the key for idempotent side effects (a
+   * crash between commit() and recording completion runs commit() again on redelivery).
+   */
+  batch_id: string;
   /** The stream's id. */
   stream_id: string;
   /** The trigger's name (the reference's name for it). */
