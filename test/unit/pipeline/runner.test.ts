@@ -509,7 +509,8 @@ describe('new events property', () => {
             out.events.map((e) => e.message_id),
             ids,
           );
-          const expected = ids.filter((id) => !inputIds.includes(id));
+          const inputSet = new Set<string>(inputIds);
+          const expected = ids.filter((id) => !inputSet.has(id));
           assert.deepEqual(
             out.newEvents.map((e) => e.message_id),
             expected,
