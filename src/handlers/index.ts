@@ -4,10 +4,16 @@
  */
 import type { BuiltinHandler } from '../pipeline/definitions.js';
 import type { HandlerClass } from '../pipeline/handler.js';
+import { AtomPubHandler } from './atompub.js';
 import { LoggerHandler } from './logger.js';
+import { NotabeneHandler } from './notabene.js';
+import { WebhookHandler } from './webhook.js';
 
 export const BUILTIN_HANDLER_CLASSES: Readonly<Partial<Record<BuiltinHandler, HandlerClass>>> = Object.freeze(
   {
     logger: LoggerHandler,
+    notabene: NotabeneHandler,
+    atompub: AtomPubHandler,
+    webhook: WebhookHandler,
   },
 );
