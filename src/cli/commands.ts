@@ -3,9 +3,11 @@ import { dbCommand } from './db.js';
 import { distillCommand } from './distill.js';
 import { generateCommand } from './generate.js';
 import type { Command } from './io.js';
+import { pipelineWorkerCommand } from './pipeline-worker.js';
 import { produceCommand } from './produce.js';
 import { replayCommand } from './replay.js';
 import { timexCommand } from './timex.js';
+import { triggerWorkerCommand } from './trigger-worker.js';
 
 /**
  * Every subcommand, in the order `winchester --help` lists them.
@@ -16,7 +18,9 @@ export const commands: readonly Command[] = [
   dbCommand,
   distillCommand,
   generateCommand,
+  pipelineWorkerCommand,
   produceCommand,
   replayCommand,
   timexCommand,
+  triggerWorkerCommand,
 ];

@@ -1,9 +1,14 @@
 import type { Readable } from 'node:stream';
 import { loadConfig } from '../config/load.js';
-import { ConfigError, InputError, UsageError, WinchesterError } from '../errors.js';
+import type { Settings } from '../config/schema.js';
+import { InputError, UsageError, WinchesterError } from '../errors.js';
+import { advanceClock } from '../kafka/advance-clock.js';
+import { type KafkaClientOptions, kafkaClientOptions } from '../kafka/kafka.js';
 import { judgeLine, type MalformedKind } from '../kafka/notification-key.js';
 import { type NotificationProducer, openNotificationProducer } from '../kafka/notification-producer.js';
 import { readJsonRecords } from '../model/json-records.js';
+import { formatInstant, type Instant, parseDatetime } from '../timex/instant.js';
+import { triggerGroupIds } from '../worker/trigger-worker.js';
 import { type CliIo, type Command, openInput, parseCommandArgs, write } from './io.js';
 
 const usage = `Usage: winchester produce [-c FILE] [options] [INPUT]
@@ -33,6 +38,15 @@ Options:
                         cut at 768 KiB, below the broker's 1 MiB record batch limit)
       --timeout SECONDS give up when Kafka does not answer (connect, create the topic, acknowledge a
                         batch) within SECONDS (default 30)
+      --advance-clock DATETIME
+                        after sending INPUT (if one is given; stdin is not read without one), move the
+                        event-time clock of every stream-events partition to DATETIME (ISO 8601, UTC
+                        when no offset is given), so that the streams of a replayed history fire their
+                        delayed triggers and expire (clock.mode: event). It first waits until the route
+                        stage (group <kafka.client_id>.route) has routed everything on the notifications
+                        topic, within --timeout, so no stream-events partition's clock passes events
+                        still to be routed
+      --no-wait         with --advance-clock: send the tick without waiting for the route stage
   -q, --quiet           no per-line reports, progress or summary on stderr
   -h, --help            show this help
 
@@ -49,6 +63,8 @@ interface Options {
   timeoutMs: number;
   quiet: boolean;
   input: string | undefined;
+  advanceClock: Instant | undefined;
+  wait: boolean;
 }
 
 function positiveNumber(name: string, raw: string | undefined, integer: boolean, fallback: number): number {
@@ -73,6 +89,8 @@ function parse(args: string[]): Options {
     'batch-size': { type: 'string' },
     timeout: { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
+    'advance-clock': { type: 'string' },
+    'no-wait': { type: 'boolean' },
   });
   if (positionals.length > 1) {
     throw new UsageError(`produce: unexpected argument '${positionals[1]}' (one INPUT at most)`);
@@ -94,7 +112,23 @@ function parse(args: string[]): Options {
     timeoutMs: Math.round(positiveNumber('timeout', values.timeout, false, 30) * 1000),
     quiet: values.quiet ?? false,
     input: positionals[0],
+    advanceClock: advanceClockOf(values['advance-clock'], values['no-wait'] === true),
+    wait: values['no-wait'] !== true,
   };
+}
+
+function advanceClockOf(raw: string | undefined, noWait: boolean): Instant | undefined {
+  if (raw === undefined) {
+    if (noWait) throw new UsageError('produce: --no-wait goes with --advance-clock');
+    return undefined;
+  }
+  try {
+    return parseDatetime(raw);
+  } catch (error) {
+    throw new UsageError(
+      `produce: --advance-clock expects a date and time (ISO 8601): ${(error as Error).message}`,
+    );
+  }
 }
 
 function plural(n: number, word: string): string {
@@ -164,21 +198,53 @@ const PROGRESS_EVERY = 256;
 async function run(args: string[], io: CliIo): Promise<number> {
   const opts = parse(args);
   const configPath = opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml';
-  const { kafka } = (await loadConfig(configPath, { env: io.env, cwd: io.cwd })).settings;
-  if (kafka.sasl.mechanism !== 'none' || kafka.ssl.enabled) {
-    throw new ConfigError([
-      {
-        file: configPath,
-        message: 'winchester produce does not support kafka.sasl or kafka.ssl yet: use a plaintext listener',
-      },
-    ]);
-  }
+  const { kafka, clock } = (await loadConfig(configPath, { env: io.env, cwd: io.cwd })).settings;
+  const client = kafkaClientOptions(kafka);
   const topic = opts.topic ?? kafka.topics.notifications;
+  let status = 0;
+  if (opts.advanceClock === undefined || opts.input !== undefined) {
+    status = await send(opts, io, kafka, client, topic);
+  }
+  if (opts.advanceClock === undefined || status !== 0) return status;
+  if (clock.mode !== 'event' && !opts.quiet) {
+    await write(
+      io.stderr,
+      'winchester: warning: clock.mode is wall in this configuration; ticks move only event-time clocks\n',
+    );
+  }
+  const result = await advanceClock({
+    client: { ...client, connectionTimeoutMs: Math.min(3000, opts.timeoutMs) },
+    notificationsTopic: topic,
+    streamEventsTopic: kafka.topics.stream_events,
+    routeGroup: triggerGroupIds(kafka.client_id).route,
+    time: opts.advanceClock,
+    wait: opts.wait,
+    timeoutMs: opts.timeoutMs,
+  });
+  if (!opts.quiet) {
+    await write(
+      io.stderr,
+      `advanced the event-time clock of ${plural(result.partitions, 'partition')} of ${kafka.topics.stream_events} ` +
+        `to ${formatInstant(opts.advanceClock)}${opts.wait ? ` (waited ${formatSeconds(result.waitedMs)} for the route stage)` : ''}\n`,
+    );
+  }
+  return 0;
+}
+
+async function send(
+  opts: Options,
+  io: CliIo,
+  kafka: Settings['kafka'],
+  client: KafkaClientOptions,
+  topic: string,
+): Promise<number> {
   const input = await openInput(opts.input, io);
 
   const producer: NotificationProducer = await openNotificationProducer({
     brokers: kafka.brokers,
     clientId: kafka.client_id,
+    ...(client.sasl === undefined ? {} : { sasl: client.sasl }),
+    ...(client.ssl === undefined ? {} : { ssl: client.ssl }),
     topic,
     createTopic: opts.createTopic,
     partitions: kafka.partitions,

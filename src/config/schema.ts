@@ -117,11 +117,17 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
   statistics_period: seconds(10, 'How often workers log their statistics, in seconds.'),
   pipeline_worker_batch_size: int(
     1000,
-    'Maximum number of streams a pipeline worker takes at a time.',
+    'Reference setting: the most streams a pipeline worker took from the database at a time. Not used: ' +
+      'pipeline workers here take batches from the batches topic as they arrive (see ' +
+      'pipeline_worker.concurrency).',
     1,
     1_000_000,
   ),
-  pipeline_worker_delay: seconds(10, 'Seconds an idle pipeline worker waits before looking for work again.'),
+  pipeline_worker_delay: seconds(
+    10,
+    'Reference setting: seconds an idle pipeline worker waited before polling the database again. Not ' +
+      'used: pipeline workers here are woken by the batches topic, with no polling delay.',
+  ),
   purge_completed_streams: bool(true, 'Delete streams (and their events) once their pipeline has succeeded.'),
   trim_events: bool(false, 'Delete stored events older than trim_events_age.'),
   trim_events_age: timex('$timestamp - 14d', 'Timex expression: events older than this are trimmed.'),
@@ -194,6 +200,29 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
     port: int(9464, 'HTTP port; 0 disables the endpoint.', 0, 65535),
     host: str('0.0.0.0', 'Address to listen on.'),
   }),
+  trigger_worker: section('The trigger worker: the route stage and the streams stage.', {
+    start_from: oneOf(
+      ['earliest', 'latest'] as const,
+      'earliest',
+      'Where the route stage starts in the notifications topic when its consumer group has no committed ' +
+        'offset yet: `earliest` (everything the topic retains) or `latest` (only what arrives from now on).',
+    ),
+    tick_interval: seconds(
+      1,
+      'How often the route stage sends a time tick to every stream-events partition, so quiet partitions ' +
+        'still fire delayed triggers and expire streams. 0 disables ticks.',
+    ),
+    checkpoint_records: int(
+      1000,
+      'The streams stage checkpoints a partition to Postgres after this many records (or checkpoint_interval).',
+      1,
+      1_000_000,
+    ),
+    checkpoint_interval: seconds(
+      1,
+      'The streams stage checkpoints a partition at least this often while it has unsaved work, in seconds.',
+    ),
+  }),
   clock: section('What "now" means for fire delays and expirations.', {
     mode: oneOf(
       CLOCK_MODES,
@@ -203,6 +232,28 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
     lateness: seconds(
       0,
       'With mode `event`: how late, in seconds, an event may arrive and still be counted as on time.',
+    ),
+  }),
+  pipeline_worker: section('The pipeline worker: runs fired and expired streams through their pipelines.', {
+    max_retries: int(
+      3,
+      'How many times a failed pipeline is retried (with jittered exponential backoff) before its stream ' +
+        'moves to error / expire_error and the batch goes to the dead-letter topic. 0: no retry.',
+      0,
+      100,
+    ),
+    retry_backoff: seconds(
+      1,
+      'The wait before the first retry, in seconds; each further retry waits twice as long (a random point ' +
+        'in the upper half of it), up to retry_backoff_max.',
+    ),
+    retry_backoff_max: seconds(60, 'The longest wait between two attempts of a pipeline, in seconds.'),
+    concurrency: int(
+      2,
+      'Batches-topic partitions one worker processes at the same time. The batches of one partition always ' +
+        'run one after the other, in order.',
+      1,
+      64,
     ),
   }),
 });

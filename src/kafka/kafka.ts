@@ -3,6 +3,8 @@
  * factories from `src/kafka/`, never from `kafkajs`, so the client library could be replaced (kafkajs has
  * been looking for maintainers since 2023).
  */
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import {
   Kafka,
   type KafkaConfig,
@@ -56,6 +58,28 @@ export interface KafkaClientOptions {
    * (5 retries starting at 300 ms). Tests pass small values so an absent broker fails in seconds.
    */
   retry?: RetryOptions;
+  /** SASL authentication (PLAIN or SCRAM); absent: none. */
+  sasl?: KafkaSasl;
+  /** TLS to the brokers; absent: plaintext. */
+  ssl?: KafkaTls;
+}
+
+/** SASL credentials (the mechanisms kafkajs implements without plugins). */
+export interface KafkaSasl {
+  readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  readonly username: string;
+  readonly password: string;
+}
+
+/** TLS settings, file names already resolved. */
+export interface KafkaTls {
+  /** PEM file of the authorities to trust; absent: the system ones. */
+  readonly caFile?: string;
+  /** PEM client certificate and key, for mutual TLS. */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  /** Verify the brokers' certificates (default true). */
+  readonly rejectUnauthorized?: boolean;
 }
 
 const LEVEL_TO_KAFKAJS: Record<KafkaLogLevel, KafkajsLogLevel> = {
@@ -132,6 +156,8 @@ export function createKafka(options: KafkaClientOptions): Kafka {
     logCreator: createLogCreator(level, options.logSink ?? stderrJsonSink),
   };
   if (options.retry !== undefined) config.retry = options.retry;
+  if (options.sasl !== undefined) config.sasl = { ...options.sasl } as KafkaConfig['sasl'];
+  if (options.ssl !== undefined) config.ssl = tlsOptions(options.ssl);
   return new Kafka(config);
 }
 
@@ -142,4 +168,69 @@ export function createKafka(options: KafkaClientOptions): Kafka {
  */
 export function createProducer(kafka: Kafka, config: ProducerConfig = {}): Producer {
   return kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config });
+}
+
+/** Reads the PEM files now, so a missing or unreadable file is a configuration error at start. */
+function tlsOptions(tls: KafkaTls): ConnectionOptions {
+  const read = (what: string, file: string | undefined): string | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError([
+        { file, message: `kafka.ssl.${what}: cannot read: ${(error as Error).message}` },
+      ]);
+    }
+  };
+  const out: ConnectionOptions = { rejectUnauthorized: tls.rejectUnauthorized ?? true };
+  const ca = read('ca_file', tls.caFile);
+  const cert = read('cert_file', tls.certFile);
+  const key = read('key_file', tls.keyFile);
+  if (ca !== undefined) out.ca = [ca];
+  if (cert !== undefined) out.cert = cert;
+  if (key !== undefined) out.key = key;
+  return out;
+}
+
+/** The kafka section of winchester.yaml, as far as the client needs it. */
+export interface KafkaClientSettings {
+  readonly brokers: readonly string[];
+  readonly client_id: string;
+  readonly sasl: {
+    readonly mechanism: string;
+    readonly username: string | null;
+    readonly password: string | null;
+  };
+  readonly ssl: {
+    readonly enabled: boolean;
+    readonly ca_file: string | null;
+    readonly cert_file: string | null;
+    readonly key_file: string | null;
+    readonly reject_unauthorized: boolean;
+  };
+}
+
+/**
+ * Client options from the kafka settings (brokers, client id, SASL, TLS). Configuration loading has
+ * already checked that a SASL mechanism comes with a username and password.
+ */
+export function kafkaClientOptions(
+  kafka: KafkaClientSettings,
+  extra: Omit<KafkaClientOptions, 'brokers' | 'clientId' | 'sasl' | 'ssl'> = {},
+): KafkaClientOptions {
+  const options: KafkaClientOptions = { ...extra, brokers: kafka.brokers, clientId: kafka.client_id };
+  const { mechanism, username, password } = kafka.sasl;
+  if (mechanism === 'plain' || mechanism === 'scram-sha-256' || mechanism === 'scram-sha-512') {
+    options.sasl = { mechanism, username: username ?? '', password: password ?? '' };
+  }
+  if (kafka.ssl.enabled) {
+    const tls: { -readonly [K in keyof KafkaTls]: KafkaTls[K] } = {
+      rejectUnauthorized: kafka.ssl.reject_unauthorized,
+    };
+    if (kafka.ssl.ca_file !== null) tls.caFile = kafka.ssl.ca_file;
+    if (kafka.ssl.cert_file !== null) tls.certFile = kafka.ssl.cert_file;
+    if (kafka.ssl.key_file !== null) tls.keyFile = kafka.ssl.key_file;
+    options.ssl = tls;
+  }
+  return options;
 }

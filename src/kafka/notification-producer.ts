@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createTopics } from './admin.js';
 import { classifyKafkaError, KafkaRequestError, KafkaUnavailableError } from './errors.js';
-import { createKafka, createProducer } from './kafka.js';
+import { createKafka, createProducer, type KafkaClientOptions } from './kafka.js';
 import type { Admin, Message, Producer } from './types.js';
 
 /** Options for {@link openNotificationProducer}. */
@@ -20,6 +20,9 @@ export interface NotificationProducerOptions {
   /** Bootstrap brokers (`host:port` list or the comma-separated KAFKA_BROKERS form). */
   brokers: readonly string[] | string;
   clientId: string;
+  /** SASL and TLS (see {@link kafkaClientOptions}); absent: plaintext without authentication. */
+  sasl?: KafkaClientOptions['sasl'];
+  ssl?: KafkaClientOptions['ssl'];
   topic: string;
   /** Create the topic when it does not exist (with `partitions` / `replicationFactor`); else fail. */
   createTopic: boolean;
@@ -102,6 +105,8 @@ export async function openNotificationProducer(
   const kafka = createKafka({
     brokers: options.brokers,
     clientId: options.clientId,
+    ...(options.sasl === undefined ? {} : { sasl: options.sasl }),
+    ...(options.ssl === undefined ? {} : { ssl: options.ssl }),
     connectionTimeoutMs: Math.min(3000, timeoutMs),
     requestTimeoutMs: Math.min(30000, timeoutMs),
     // kafkajs keeps retrying after a disconnect; a retry budget that fits in the timeout means an outage

@@ -1,0 +1,96 @@
+import { UsageError } from '../errors.js';
+import { type TriggerStages, TriggerWorker, triggerGroupIds } from '../worker/trigger-worker.js';
+import { type CliIo, type Command, parseCommandArgs } from './io.js';
+import {
+  loadWorkerConfig,
+  openWorkerPool,
+  untilSignalled,
+  workerKafka,
+  workerLogger,
+} from './worker-runtime.js';
+
+const usage = `Usage: winchester trigger-worker [-c FILE] [--stage all|route|streams] [--migrate]
+
+Runs a trigger worker until SIGTERM or SIGINT: it distills the notifications of kafka.topics.notifications,
+matches them against the triggers, collects the matching events into streams kept in PostgreSQL, and
+publishes every fired or expired stream to kafka.topics.batches for the pipeline workers.
+
+Two stages, each a Kafka consumer group of its own (see docs/trigger-worker.md):
+  route    notifications → distill → match → one record per (trigger, distinguishing values) on
+           kafka.topics.stream_events (group <kafka.client_id>.route); malformed notifications go to
+           kafka.topics.dead_letter with the reason in the headers; time ticks go to every partition.
+  streams  per stream-events partition: the streams, their fire criteria and expirations, checkpointed to
+           PostgreSQL with optimistic versions and an owner epoch (group <kafka.client_id>.streams).
+Start as many workers as you like (up to kafka.partitions per stage): partitions and their streams move
+between them as workers come and go.
+
+At start, missing topics are created with kafka.partitions partitions and kafka.replication_factor, and
+batches an earlier run left unpublished are published. On SIGTERM or SIGINT the worker finishes the batch
+in hand, checkpoints every partition, publishes, and leaves its groups; a second signal exits at once.
+Logs are JSON lines on stdout.
+
+Options:
+  -c, --config FILE   the configuration file (default: $WINCHESTER_CONFIG, else ./winchester.yaml);
+                      DATABASE_URL and KAFKA_BROKERS override database.url and kafka.brokers
+      --stage STAGE   run only the route or only the streams stage (default: all)
+      --migrate       apply pending database migrations at start (default: refuse to start until
+                      'winchester db upgrade' has run)
+  -h, --help          show this help
+
+Exit status: 0 after a graceful stop, 1 when Kafka or PostgreSQL cannot be used, 2 for bad usage or
+configuration.
+`;
+
+interface Options {
+  config: string | undefined;
+  stage: TriggerStages;
+  migrate: boolean;
+}
+
+function parse(args: string[]): Options {
+  const { values, positionals } = parseCommandArgs('trigger-worker', args, {
+    config: { type: 'string', short: 'c' },
+    stage: { type: 'string' },
+    migrate: { type: 'boolean' },
+  });
+  if (positionals.length > 0) throw new UsageError(`trigger-worker: unexpected argument '${positionals[0]}'`);
+  const stage = values.stage ?? 'all';
+  if (stage !== 'all' && stage !== 'route' && stage !== 'streams') {
+    throw new UsageError(`trigger-worker: --stage must be all, route or streams, got '${stage}'`);
+  }
+  return { config: values.config, stage, migrate: values.migrate ?? false };
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  const opts = parse(args);
+  const path = opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml';
+  const { config, databaseUrl } = await loadWorkerConfig(path, io, 'trigger-worker');
+  const log = workerLogger(config, io, 'trigger');
+  for (const w of config.warnings)
+    log('warn', 'configuration', { problem: w.message, file: w.file, line: w.line });
+  const pool = await openWorkerPool(databaseUrl, { migrate: opts.migrate, log });
+  try {
+    const kafka = workerKafka(config, log);
+    const worker = await TriggerWorker.start({ config, kafka, pool, log, stages: opts.stage });
+    log('info', 'trigger worker running', {
+      stages: opts.stage,
+      groups: triggerGroupIds(config.settings.kafka.client_id),
+      clock: config.settings.clock.mode,
+      triggers: config.triggers.length,
+      stream_events_partitions: worker.streamEventsPartitions,
+    });
+    await untilSignalled(worker, log);
+    log('info', 'trigger worker stopped');
+    return 0;
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
+}
+
+export const triggerWorkerCommand: Command = {
+  name: 'trigger-worker',
+  summary:
+    'run a trigger worker: route notifications into streams, fire and expire them (Kafka + PostgreSQL)',
+  usage,
+  run,
+};

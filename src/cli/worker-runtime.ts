@@ -1,0 +1,179 @@
+/**
+ * What the long-running worker commands (`trigger-worker`, `pipeline-worker`) share: configuration with
+ * the database URL required, a structured logger at the configured level, a Kafka client with SASL/TLS,
+ * a Postgres pool whose schema is checked (or upgraded with --migrate), and a run loop that stops
+ * gracefully on SIGTERM/SIGINT (a second signal exits at once).
+ */
+import { loadConfig, type WinchesterConfig } from '../config/load.js';
+import { DatabaseUnavailableError, redactDatabaseUrl } from '../db/databases.js';
+import { classifyDatabaseError, describeDatabaseError } from '../db/errors.js';
+import {
+  defaultMigrationsDir,
+  MigrationError,
+  migrationStatus,
+  readMigrations,
+  upgrade,
+} from '../db/migrate.js';
+import { createPool, type DatabasePool } from '../db/pool.js';
+import { ConfigError } from '../errors.js';
+import { createKafka, type KafkaLogRecord, kafkaClientOptions } from '../kafka/kafka.js';
+import type { Kafka } from '../kafka/types.js';
+import { createJsonLogger, type Logger, type LogLevel } from '../log.js';
+import type { CliIo } from './io.js';
+
+/** A worker's configuration, with database.url known to be set. */
+export interface WorkerConfig {
+  readonly path: string;
+  readonly config: WinchesterConfig;
+  readonly databaseUrl: string;
+}
+
+/** Loads the configuration; a worker cannot run without database.url. */
+export async function loadWorkerConfig(path: string, io: CliIo, command: string): Promise<WorkerConfig> {
+  const config = await loadConfig(path, { env: io.env, cwd: io.cwd });
+  const url = config.settings.database.url;
+  if (url === null || url === '') {
+    throw new ConfigError([
+      { file: path, message: `${command} needs database.url: set it there, or set DATABASE_URL` },
+    ]);
+  }
+  return { path, config, databaseUrl: url };
+}
+
+const LEVELS: Record<string, LogLevel> = {
+  debug: 'debug',
+  info: 'info',
+  warning: 'warn',
+  error: 'error',
+  critical: 'error',
+};
+
+/** JSON lines on stdout at log_level, each with `worker: <name>`. */
+export function workerLogger(config: WinchesterConfig, io: CliIo, worker: string): Logger {
+  return createJsonLogger({
+    level: LEVELS[config.settings.log_level] ?? 'info',
+    write: (line) => io.stdout.write(line),
+    base: { worker },
+  });
+}
+
+/** A Kafka client from the kafka settings whose own warnings and errors go to `log`. */
+export function workerKafka(config: WinchesterConfig, log: Logger): Kafka {
+  return createKafka(
+    kafkaClientOptions(config.settings.kafka, {
+      logLevel: 'warn',
+      logSink: (r: KafkaLogRecord) =>
+        log(kafkaLevel(r), r.message, { component: `kafka.${r.namespace}`, ...pickKafkaFields(r.fields) }),
+    }),
+  );
+}
+
+// kafkajs logs every error response of a request at ERROR, also those it then retries (a leader moving,
+// a coordinator loading); failures that matter reach us as rejected calls or consumer CRASH events.
+function kafkaLevel(r: KafkaLogRecord): LogLevel {
+  return r.namespace === 'Connection' && r.message.startsWith('Response ') ? 'debug' : r.level;
+}
+
+// kafkajs attaches stacks and whole request objects; the message and a few identifiers are what help.
+function pickKafkaFields(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of [
+    'broker',
+    'groupId',
+    'memberId',
+    'topic',
+    'partition',
+    'error',
+    'retryCount',
+    'retryTime',
+  ]) {
+    if (fields[key] !== undefined) out[key] = fields[key];
+  }
+  return out;
+}
+
+/**
+ * Opens the pool and checks the schema: pending migrations are applied when `migrate` is set, else they
+ * are an error telling the operator to run `winchester db upgrade`.
+ */
+export async function openWorkerPool(
+  databaseUrl: string,
+  options: { migrate: boolean; log: Logger; maximumPoolSize?: number },
+): Promise<DatabasePool> {
+  let pool: DatabasePool | undefined;
+  try {
+    pool = await createPool(databaseUrl, {
+      maximumPoolSize: options.maximumPoolSize ?? 10,
+      connectionTimeoutMs: 5000,
+    });
+    const migrations = await readMigrations(defaultMigrationsDir());
+    if (options.migrate) {
+      const applied = await upgrade(pool, migrations);
+      if (applied.length > 0) options.log('info', 'database schema upgraded', { applied: applied.length });
+    } else {
+      const pending = (await migrationStatus(pool, migrations)).filter((s) => s.state !== 'applied');
+      if (pending.length > 0) {
+        throw new MigrationError(
+          `the database schema is not up to date (${pending.length} migration${pending.length === 1 ? '' : 's'} ` +
+            `not applied): run 'winchester db upgrade -c FILE' first, or start with --migrate`,
+        );
+      }
+    }
+    return pool;
+  } catch (caught) {
+    await pool?.end().catch(() => undefined);
+    const error = classifyDatabaseError(caught, 'connecting');
+    if (error instanceof DatabaseUnavailableError) {
+      throw new DatabaseUnavailableError(
+        `cannot use PostgreSQL at ${redactDatabaseUrl(databaseUrl)}: ${describeDatabaseError(error.cause ?? error)}`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+/** Something that runs until asked to stop. */
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/**
+ * Resolves once a SIGTERM or SIGINT arrived (or `abort` fired) and `target.stop()` finished; a second
+ * signal while stopping exits the process at once with status 130.
+ */
+export function untilSignalled(target: Stoppable, log: Logger, abort?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let stopping = false;
+    const stop = (why: string) => {
+      if (stopping) {
+        log('warn', 'second signal: exiting without a graceful stop', { signal: why });
+        process.exit(130);
+      }
+      stopping = true;
+      log('info', 'stopping gracefully', { signal: why });
+      target.stop().then(
+        () => {
+          cleanup();
+          resolve();
+        },
+        (error: unknown) => {
+          cleanup();
+          reject(error);
+        },
+      );
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    const onAbort = () => stop('abort');
+    const cleanup = () => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      abort?.removeEventListener('abort', onAbort);
+    };
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+    if (abort?.aborted) onAbort();
+    else abort?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,245 @@
+/**
+ * The trigger worker process: the route stage ({@link RouterWorker}) and the streams stage
+ * ({@link StreamsWorker}) composed from winchester.yaml, sharing one producer. Used by
+ * `winchester trigger-worker`, the end-to-end tests and the benchmark.
+ *
+ * Each stage is a consumer group of its own (`<client_id>.route`, `<client_id>.streams`), so the two scale
+ * independently even when they run in the same process; `stages` runs only one of them.
+ */
+import type { WinchesterConfig } from '../config/load.js';
+import { CheckpointStore } from '../db/checkpoint-store.js';
+import type { DatabasePool } from '../db/pool.js';
+import { type Clock, EventTimeClock, WallClock } from '../engine/clock.js';
+import { createTopics } from '../kafka/admin.js';
+import { createProducer } from '../kafka/kafka.js';
+import { batchValueFor, MAX_INLINE_BATCH_BYTES } from '../kafka/records.js';
+import type { Admin, Consumer, Kafka, Producer } from '../kafka/types.js';
+import type { Logger } from '../log.js';
+import { type Instant, nowInstant } from '../timex/instant.js';
+import { type OutboundMessage, producerSendPort, Router, RouterWorker } from './router.js';
+import { OutboxPublisher } from './stream-task.js';
+import { StreamsWorker } from './streams-worker.js';
+
+/** Which stages a process runs. */
+export type TriggerStages = 'all' | 'route' | 'streams';
+
+/** The consumer group ids of the stages, derived from kafka.client_id. */
+export function triggerGroupIds(clientId: string): { route: string; streams: string } {
+  return { route: `${clientId}.route`, streams: `${clientId}.streams` };
+}
+
+/** Options of {@link TriggerWorker}. */
+export interface TriggerWorkerOptions {
+  readonly config: WinchesterConfig;
+  readonly kafka: Kafka;
+  readonly pool: DatabasePool;
+  readonly log: Logger;
+  /** Default `all`. */
+  readonly stages?: TriggerStages;
+  /** Wall-clock time (ticks in wall mode, engine clocks). Default: the machine clock. */
+  readonly now?: () => Instant;
+  /** Largest batch value published inline; bigger ones go by reference. Default {@link MAX_INLINE_BATCH_BYTES}. */
+  readonly maxInlineBatchBytes?: number;
+  /** Consumer fetch wait (ms); tests lower it. Default 500. */
+  readonly maxWaitTimeInMs?: number;
+}
+
+/** A running trigger worker. Create with {@link TriggerWorker.start}. */
+export class TriggerWorker {
+  private routerWorker: RouterWorker | undefined;
+  private streamsWorker: StreamsWorker | undefined;
+  private readonly consumers: Consumer[] = [];
+  private stopping: Promise<void> | undefined;
+  private joined = { route: false, streams: false };
+
+  private constructor(
+    private readonly options: TriggerWorkerOptions,
+    private readonly producer: Producer,
+    readonly router: Router | undefined,
+    readonly publisher: OutboxPublisher,
+    readonly streamEventsPartitions: number,
+  ) {}
+
+  /**
+   * Creates the topics that are missing (with kafka.partitions and kafka.replication_factor), connects,
+   * publishes batches an earlier run left in the outbox, and starts the stages.
+   * @throws ConfigError when the configuration has no event definitions (nothing could be routed);
+   * KafkaUnavailableError / DatabaseUnavailableError when a service cannot be reached.
+   */
+  static async start(options: TriggerWorkerOptions): Promise<TriggerWorker> {
+    const { config, kafka, log } = options;
+    const settings = config.settings;
+    const topics = settings.kafka.topics;
+    const stages = options.stages ?? 'all';
+    const admin: Admin = kafka.admin();
+    await admin.connect();
+    let partitions: number;
+    try {
+      const spec = (topic: string) => ({
+        topic,
+        numPartitions: settings.kafka.partitions,
+        replicationFactor: settings.kafka.replication_factor,
+      });
+      const created = await createTopics(admin, [
+        spec(topics.notifications),
+        spec(topics.stream_events),
+        spec(topics.batches),
+        spec(topics.dead_letter),
+      ]);
+      if (created.length > 0) log('info', 'topics created', { topics: created });
+      const metadata = await admin.fetchTopicMetadata({ topics: [topics.stream_events] });
+      partitions = metadata.topics[0]?.partitions.length ?? 0;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    const producer = createProducer(kafka, { idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const send = producerSendPort(producer);
+    const store = new CheckpointStore(options.pool);
+    const maxInline = options.maxInlineBatchBytes ?? MAX_INLINE_BATCH_BYTES;
+    const publisher = new OutboxPublisher(store, async (rows) => {
+      const messages: OutboundMessage[] = rows.map((row) => {
+        const value = batchValueFor(row, maxInline);
+        if (value !== row.payload) {
+          log('info', 'batch published by reference (larger than the inline limit)', {
+            batch_id: row.batchId,
+            bytes: Buffer.byteLength(row.payload),
+          });
+        }
+        return { topic: topics.batches, key: row.messageKey, value };
+      });
+      await send(messages);
+    });
+    const distiller = config.distiller;
+    const router =
+      stages === 'streams' || distiller === null
+        ? undefined
+        : new Router({
+            distiller,
+            triggers: config.triggers,
+            streamEventsTopic: topics.stream_events,
+            deadLetterTopic: topics.dead_letter,
+          });
+    if (stages !== 'streams' && distiller === null) {
+      log(
+        'warn',
+        'no distiller_config: the route stage is not started (no notification can become an event)',
+      );
+    }
+    const worker = new TriggerWorker(options, producer, router, publisher, partitions);
+    try {
+      await worker.startStages(send);
+    } catch (error) {
+      await worker.stop().catch(() => undefined);
+      throw error;
+    }
+    return worker;
+  }
+
+  private async startStages(send: ReturnType<typeof producerSendPort>): Promise<void> {
+    const { config, kafka, log } = this.options;
+    const settings = config.settings;
+    const topics = settings.kafka.topics;
+    const stages = this.options.stages ?? 'all';
+    const groups = triggerGroupIds(settings.kafka.client_id);
+    const now = this.options.now ?? nowInstant;
+    const maxWaitTimeInMs = this.options.maxWaitTimeInMs ?? 500;
+    if (stages !== 'route') {
+      const consumer = kafka.consumer({ groupId: groups.streams, maxWaitTimeInMs });
+      this.track(consumer, 'streams');
+      const lateness = Math.round(settings.clock.lateness * 1e6);
+      this.streamsWorker = new StreamsWorker({
+        consumer,
+        topic: topics.stream_events,
+        publisher: this.publisher,
+        log,
+        taskOptions: (partition) => ({
+          store: new CheckpointStore(this.options.pool),
+          topic: topics.stream_events,
+          partition,
+          triggers: config.triggers,
+          clock: clockFor(settings.clock.mode, lateness, now),
+          checkpointRecords: settings.trigger_worker.checkpoint_records,
+          checkpointMs: Math.round(settings.trigger_worker.checkpoint_interval * 1000),
+        }),
+      });
+      await this.streamsWorker.start();
+      log('info', 'streams stage started', { group: groups.streams, topic: topics.stream_events });
+    }
+    if (stages !== 'streams' && this.router !== undefined) {
+      const consumer = kafka.consumer({ groupId: groups.route, maxWaitTimeInMs });
+      this.track(consumer, 'route');
+      this.routerWorker = new RouterWorker({
+        router: this.router,
+        consumer,
+        send,
+        notificationsTopic: topics.notifications,
+        streamEventsPartitions: this.streamEventsPartitions,
+        tickIntervalMs: Math.round(settings.trigger_worker.tick_interval * 1000),
+        clockMode: settings.clock.mode,
+        now,
+        fromBeginning: settings.trigger_worker.start_from === 'earliest',
+        onError: (message) => log('warn', message),
+      });
+      await this.routerWorker.start();
+      log('info', 'route stage started', { group: groups.route, topic: topics.notifications });
+    }
+  }
+
+  private track(consumer: Consumer, stage: 'route' | 'streams'): void {
+    this.consumers.push(consumer);
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      this.joined[stage] = true;
+    });
+    consumer.on(consumer.events.CRASH, (e) => {
+      this.joined[stage] = false;
+      const error = e.payload.error;
+      this.options.log('error', `${stage} consumer crashed`, {
+        error: error instanceof Error ? error.message : String(error),
+        restart: e.payload.restart,
+      });
+    });
+  }
+
+  /** The running streams stage (for metrics and tests). */
+  get streams(): StreamsWorker | undefined {
+    return this.streamsWorker;
+  }
+
+  /** Readiness: each started stage has joined its group. */
+  readiness(): Record<string, boolean> {
+    const checks: Record<string, boolean> = {};
+    if (this.routerWorker !== undefined) checks.route_group_joined = this.joined.route;
+    if (this.streamsWorker !== undefined) checks.streams_group_joined = this.joined.streams;
+    return checks;
+  }
+
+  /**
+   * Graceful stop: the route stage stops first (its in-flight chunk is produced and committed), then the
+   * streams stage finishes its batch, checkpoints every partition, publishes and leaves its group.
+   * Idempotent; concurrent calls share one stop.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const errors: unknown[] = [];
+    const attempt = async (what: () => Promise<void> | undefined) => {
+      try {
+        await what();
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    await attempt(() => this.routerWorker?.stop());
+    await attempt(() => this.streamsWorker?.stop());
+    await attempt(() => this.producer.disconnect());
+    if (errors.length > 0) throw errors[0];
+  }
+}
+
+function clockFor(mode: 'wall' | 'event', latenessUs: number, now: () => Instant): Clock {
+  return mode === 'event' ? new EventTimeClock(latenessUs) : new WallClock(now);
+}
