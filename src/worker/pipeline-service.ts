@@ -1,0 +1,178 @@
+/**
+ * The pipeline worker process composed from winchester.yaml: handler classes loaded and every pipeline
+ * step constructed once (a bad module, export or params stops the start with a ConfigError), topics
+ * created when missing, one idempotent producer (new events, dead letters, and the handlers' publish),
+ * and the {@link PipelineWorker} on the group `<kafka.client_id>.pipeline`. Used by
+ * `winchester pipeline-worker` and the integration tests.
+ */
+import type { WinchesterConfig } from '../config/load.js';
+import { PipelineStore } from '../db/pipeline-store.js';
+import type { DatabasePool } from '../db/pool.js';
+import { createTopics } from '../kafka/admin.js';
+import { createProducer } from '../kafka/kafka.js';
+import type { Admin, Consumer, Kafka, Producer } from '../kafka/types.js';
+import type { Logger } from '../log.js';
+import type { HandlerClass, HandlerContext, PublishPort } from '../pipeline/handler.js';
+import { checkPipelineHandlers, handlerFactory, loadHandlerClasses } from '../pipeline/registry.js';
+import { type PipelineMetricsPort, PipelineWorker } from './pipeline-worker.js';
+import { producerSendPort } from './router.js';
+
+/** The consumer group of the pipeline workers, derived from kafka.client_id. */
+export function pipelineGroupId(clientId: string): string {
+  return `${clientId}.pipeline`;
+}
+
+/** Options of {@link PipelineService.start}. */
+export interface PipelineServiceOptions {
+  readonly config: WinchesterConfig;
+  readonly kafka: Kafka;
+  readonly pool: DatabasePool;
+  readonly log: Logger;
+  readonly metrics?: PipelineMetricsPort;
+  /**
+   * Handler name → class. Default: loaded from the configuration (built-ins and pipeline_handlers
+   * modules). Tests pass their own.
+   */
+  readonly handlerClasses?: ReadonlyMap<string, HandlerClass>;
+  /** The HTTP client handlers get. Default: the global fetch. */
+  readonly fetch?: typeof fetch;
+  /** Consumer fetch wait (ms); tests lower it. Default 500. */
+  readonly maxWaitTimeInMs?: number;
+  /** Milliseconds between heartbeats while a pipeline runs. Default 1000. */
+  readonly heartbeatIntervalMs?: number;
+  /** Backoff jitter source (tests). Default Math.random. */
+  readonly random?: () => number;
+}
+
+/** A running pipeline worker process. Create with {@link PipelineService.start}. */
+export class PipelineService {
+  private joined = false;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly worker: PipelineWorker,
+    private readonly producer: Producer,
+    private readonly consumer: Consumer,
+    private readonly log: Logger,
+  ) {
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      this.joined = true;
+      log('info', 'pipeline group joined', {
+        group: e.payload.groupId,
+        partitions: Object.values(e.payload.memberAssignment).flat().length,
+      });
+    });
+    consumer.on(consumer.events.CRASH, (e) => {
+      this.joined = false;
+      const error = e.payload.error;
+      log('error', 'pipeline consumer crashed', {
+        error: error instanceof Error ? error.message : String(error),
+        restart: e.payload.restart,
+      });
+    });
+  }
+
+  /**
+   * Loads and checks the handlers (before touching Kafka, so a configuration mistake exits at once),
+   * creates the missing topics, connects and starts consuming.
+   * @throws ConfigError for a handler module, export or params that cannot be used;
+   *   KafkaUnavailableError when Kafka cannot be reached.
+   */
+  static async start(options: PipelineServiceOptions): Promise<PipelineService> {
+    const { config, kafka, log } = options;
+    const settings = config.settings;
+    const topics = settings.kafka.topics;
+    const classes =
+      options.handlerClasses ??
+      (await loadHandlerClasses(config.handlers, {
+        pipelines: config.pipelines,
+        configFile: config.files.config,
+      }));
+    const producer = createProducer(kafka, { idempotent: true, maxInFlightRequests: 1 });
+    const send = producerSendPort(producer);
+    const publish: PublishPort = (topic, messages) =>
+      send(messages.map((m) => ({ topic, key: m.key, value: m.value })));
+    const context: HandlerContext = { log, publish, fetch: options.fetch ?? globalThis.fetch };
+    const createHandler = handlerFactory(classes, context);
+    checkPipelineHandlers(config.pipelines, createHandler, {
+      pipelineFile: config.files.pipelineConfig ?? 'pipelines.yaml',
+    });
+
+    const admin: Admin = kafka.admin();
+    await admin.connect();
+    try {
+      const spec = (topic: string) => ({
+        topic,
+        numPartitions: settings.kafka.partitions,
+        replicationFactor: settings.kafka.replication_factor,
+      });
+      const created = await createTopics(admin, [
+        spec(topics.batches),
+        spec(topics.stream_events),
+        spec(topics.dead_letter),
+      ]);
+      if (created.length > 0) log('info', 'topics created', { topics: created });
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+    await producer.connect();
+    const p = settings.pipeline_worker;
+    const consumer = kafka.consumer({
+      groupId: pipelineGroupId(settings.kafka.client_id),
+      maxWaitTimeInMs: options.maxWaitTimeInMs ?? 500,
+    });
+    const worker = new PipelineWorker({
+      consumer,
+      send,
+      store: new PipelineStore(options.pool),
+      batchesTopic: topics.batches,
+      streamEventsTopic: topics.stream_events,
+      deadLetterTopic: topics.dead_letter,
+      pipelines: config.pipelines,
+      triggers: config.triggers,
+      createHandler,
+      purgeCompletedStreams: settings.purge_completed_streams,
+      maxRetries: p.max_retries,
+      backoff: { baseMs: Math.round(p.retry_backoff * 1000), maxMs: Math.round(p.retry_backoff_max * 1000) },
+      concurrency: p.concurrency,
+      log,
+      ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+      ...(options.heartbeatIntervalMs === undefined
+        ? {}
+        : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
+      ...(options.random === undefined ? {} : { random: options.random }),
+    });
+    const service = new PipelineService(worker, producer, consumer, log);
+    try {
+      await worker.start();
+    } catch (error) {
+      await service.stop().catch(() => undefined);
+      throw error;
+    }
+    return service;
+  }
+
+  /** Readiness: the consumer has joined its group. */
+  readiness(): Record<string, boolean> {
+    return { pipeline_group_joined: this.joined };
+  }
+
+  /**
+   * Graceful stop: the in-flight batch finishes, resolved offsets are committed, the group is left, and
+   * the producer disconnects. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      let first: unknown;
+      await this.worker.stop().catch((error: unknown) => {
+        first = error;
+      });
+      await this.producer.disconnect().catch((error: unknown) => {
+        first ??= error;
+      });
+      this.log('info', 'pipeline worker counts', { ...this.worker.counts });
+      if (first !== undefined) throw first;
+    })();
+    return this.stopping;
+  }
+}
