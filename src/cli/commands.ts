@@ -6,6 +6,7 @@ import type { Command } from './io.js';
 import { pipelineWorkerCommand } from './pipeline-worker.js';
 import { produceCommand } from './produce.js';
 import { replayCommand } from './replay.js';
+import { streamsCommand } from './streams.js';
 import { timexCommand } from './timex.js';
 import { triggerWorkerCommand } from './trigger-worker.js';
 
@@ -21,6 +22,7 @@ export const commands: readonly Command[] = [
   pipelineWorkerCommand,
   produceCommand,
   replayCommand,
+  streamsCommand,
   timexCommand,
   triggerWorkerCommand,
 ];

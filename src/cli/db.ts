@@ -76,7 +76,11 @@ async function databaseUrlOf(path: string, io: CliIo): Promise<string> {
   return url;
 }
 
-async function withPool<T>(url: string, fn: (pool: DatabasePool) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with a one-connection pool on `url`, closed afterwards; an unreachable server becomes a
+ * one-line DatabaseUnavailableError naming the URL without its password.
+ */
+export async function withPool<T>(url: string, fn: (pool: DatabasePool) => Promise<T>): Promise<T> {
   let pool: DatabasePool | undefined;
   try {
     // slonik opens a first connection while creating the pool, so this too can find the server down.

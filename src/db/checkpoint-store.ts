@@ -152,7 +152,8 @@ function checkTraits(event: Event): void {
 
 const TRAIT_TYPES = new Set(['text', 'int', 'float', 'datetime']);
 
-function traitsFromDb(raw: unknown, where: string): Record<string, TraitValue> {
+/** Reads `stream_events.traits` back into typed trait values; `where` names the row in errors. */
+export function traitsFromDb(raw: unknown, where: string): Record<string, TraitValue> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new WinchesterError(`${where}: traits are not an object`);
   }
