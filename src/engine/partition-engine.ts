@@ -140,6 +140,20 @@ export class PartitionEngine {
     return this.timers.size;
   }
 
+  /**
+   * Live streams per trigger name (every configured trigger, zero included). One pass over the live
+   * set: for restoring a count once (metrics keep it up to date from the effects), not per event.
+   */
+  activeStreamsByTrigger(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const slot of this.slotList) out.set(slot.def.name, 0);
+    for (const s of this.timers.values()) {
+      const name = s.slot.def.name;
+      out.set(name, (out.get(name) ?? 0) + 1);
+    }
+    return out;
+  }
+
   /** The trigger definitions, in configuration order. */
   get triggers(): readonly TriggerDefinition[] {
     return this.slotList.map((s) => s.def);

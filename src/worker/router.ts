@@ -12,6 +12,7 @@ import type { Distiller } from '../distill/index.js';
 import { describeKafkaError } from '../kafka/errors.js';
 import { encodeStreamEvent, encodeTick, streamRecordKey } from '../kafka/records.js';
 import type { Consumer, EachBatchPayload, Producer } from '../kafka/types.js';
+import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { Event } from '../model/event.js';
 import type { Instant } from '../timex/instant.js';
 import type { TriggerDefinition } from '../triggers/types.js';
@@ -47,6 +48,8 @@ export interface RouterCounts {
   joinedNone: number;
   /** stream-events records produced (one per matching trigger). */
   records: number;
+  /** Events matched per trigger, indexed like {@link RouterOptions.triggers}. */
+  readonly matched: number[];
   /** Dead-lettered notifications by reason. */
   deadLettered: Record<DeadLetterReason, number>;
 }
@@ -67,11 +70,19 @@ export class Router {
     unmatched: 0,
     joinedNone: 0,
     records: 0,
+    matched: [],
     deadLettered: Object.create(null),
   };
   private highest: Instant = Number.NEGATIVE_INFINITY;
 
-  constructor(private readonly options: RouterOptions) {}
+  constructor(private readonly options: RouterOptions) {
+    for (let i = 0; i < options.triggers.length; i++) this.counts.matched.push(0);
+  }
+
+  /** The trigger definitions, in the order of {@link RouterCounts.matched}. */
+  get triggers(): readonly TriggerDefinition[] {
+    return this.options.triggers;
+  }
 
   /** The highest timestamp of an event routed so far, or null before the first. */
   get highestEventTime(): Instant | null {
@@ -101,7 +112,7 @@ export class Router {
       const event = r.event;
       counts.events++;
       if (event.timestamp > this.highest) this.highest = event.timestamp;
-      const joined = appendEventRecords(out, event, triggers, streamEventsTopic);
+      const joined = appendEventRecords(out, event, triggers, streamEventsTopic, counts.matched);
       counts.records += joined;
       if (joined === 0) counts.joinedNone++;
     }
@@ -145,18 +156,23 @@ export class Router {
  * Appends to `out` one stream-events record per trigger `event` matches (keyed by trigger and canonical
  * stream key, so a stream stays on one partition) and returns how many. Used for distilled notifications
  * and for the new events pipelines emit, which go back into trigger processing without re-distilling.
+ * When `matched` is given, `matched[i]` is incremented for every trigger `triggers[i]` the event matched
+ * (plain numbers: the metrics read them per chunk, not per event).
  */
 export function appendEventRecords(
   out: OutboundMessage[],
   event: Event,
   triggers: readonly TriggerDefinition[],
   streamEventsTopic: string,
+  matched?: number[],
 ): number {
   let joined = 0;
-  for (const def of triggers) {
+  for (let i = 0; i < triggers.length; i++) {
+    const def = triggers[i] as TriggerDefinition;
     const match = def.match(event, event.timestamp);
     if (!match.matched) continue;
     joined++;
+    if (matched !== undefined) matched[i] = (matched[i] ?? 0) + 1;
     out.push({
       topic: streamEventsTopic,
       key: streamRecordKey(def.name, match.key),
@@ -250,6 +266,66 @@ export interface RouterWorkerOptions {
   readonly onError?: (message: string) => void;
   /** Read the topic from the beginning when the group has no committed offset. Default false. */
   readonly fromBeginning?: boolean;
+  /** Where the stage's metrics go (route stage of the contract, rebalances, partitions, Kafka errors). */
+  readonly metrics?: WinchesterMetrics;
+}
+
+/**
+ * Moves the router's plain-number counters into the Prometheus metrics by their increase since the last
+ * call, once per produced chunk: the per-notification path never touches prom-client, and every labelled
+ * child is looked up once and cached.
+ */
+class RouterMetricsSync {
+  private readonly last = {
+    notifications: 0,
+    unmatched: 0,
+    joinedNone: 0,
+    records: 0,
+    matched: [] as number[],
+    deadLettered: new Map<string, number>(),
+  };
+  private readonly received: ReturnType<WinchesterMetrics['notificationsReceived']['labels']>;
+  private readonly unmatched: ReturnType<WinchesterMetrics['notificationsDropped']['labels']>;
+  private readonly noTrigger: ReturnType<WinchesterMetrics['notificationsDropped']['labels']>;
+  private readonly matched: ReturnType<WinchesterMetrics['eventsMatched']['labels']>[];
+
+  constructor(
+    private readonly metrics: WinchesterMetrics,
+    private readonly router: Router,
+    topic: string,
+  ) {
+    this.received = metrics.notificationsReceived.labels({ topic });
+    this.unmatched = metrics.notificationsDropped.labels({ reason: 'unmatched' });
+    this.noTrigger = metrics.notificationsDropped.labels({ reason: 'no_trigger' });
+    this.matched = router.triggers.map((def) => metrics.eventsMatched.labels({ trigger: def.name }));
+    this.sync();
+  }
+
+  sync(): void {
+    const c = this.router.counts;
+    const last = this.last;
+    // inc(0) is cheap and makes the series exist, so every trigger and reason shows up from the start.
+    this.received.inc(c.notifications - last.notifications);
+    this.unmatched.inc(c.unmatched - last.unmatched);
+    this.noTrigger.inc(c.joinedNone - last.joinedNone);
+    this.metrics.streamEventRecords.inc(c.records - last.records);
+    for (let i = 0; i < this.matched.length; i++) {
+      const now = c.matched[i] ?? 0;
+      this.matched[i]?.inc(now - (last.matched[i] ?? 0));
+      last.matched[i] = now;
+    }
+    for (const reason in c.deadLettered) {
+      const now = c.deadLettered[reason] ?? 0;
+      const before = last.deadLettered.get(reason) ?? 0;
+      if (now === before) continue;
+      this.metrics.notificationsDeadLettered.labels({ reason }).inc(now - before);
+      last.deadLettered.set(reason, now);
+    }
+    last.notifications = c.notifications;
+    last.unmatched = c.unmatched;
+    last.joinedNone = c.joinedNone;
+    last.records = c.records;
+  }
 }
 
 /** Runs the {@link Router} on a consumer group of the notifications topic. */
@@ -262,12 +338,26 @@ export class RouterWorker {
    */
   private ackedEventTime: Instant | null = null;
   private stopped = false;
+  private readonly metricsSync: RouterMetricsSync | undefined;
+  private removeJoinListener: (() => void) | undefined;
 
-  constructor(private readonly options: RouterWorkerOptions) {}
+  constructor(private readonly options: RouterWorkerOptions) {
+    const m = options.metrics;
+    this.metricsSync = m && new RouterMetricsSync(m, options.router, options.notificationsTopic);
+  }
 
   /** Connects, subscribes and starts consuming and ticking. */
   async start(): Promise<void> {
     const o = this.options;
+    const m = o.metrics;
+    if (m !== undefined) {
+      m.partitionsAssigned.labels({ stage: 'route' }).set(0);
+      this.removeJoinListener = o.consumer.on(o.consumer.events.GROUP_JOIN, (e) => {
+        m.rebalances.labels({ group: e.payload.groupId }).inc();
+        const assigned = e.payload.memberAssignment[o.notificationsTopic] ?? [];
+        m.partitionsAssigned.labels({ stage: 'route' }).set(assigned.length);
+      });
+    }
     await o.consumer.connect();
     await o.consumer.subscribe({ topics: [o.notificationsTopic], fromBeginning: o.fromBeginning ?? false });
     await o.consumer.run({
@@ -290,7 +380,9 @@ export class RouterWorker {
     if (time === null) return;
     try {
       await o.send(o.router.ticks(o.streamEventsPartitions, time));
+      o.metrics?.ticksSent.inc(o.streamEventsPartitions);
     } catch (error) {
+      o.metrics?.kafkaErrors.labels({ operation: 'send_ticks' }).inc();
       o.onError?.(`sending time ticks failed (retried at the next tick): ${describeKafkaError(error)}`);
     }
   }
@@ -315,7 +407,15 @@ export class RouterWorker {
       const chunk = messages.slice(i, i + size);
       const out = this.options.router.route(batch.topic, batch.partition, chunk);
       const routedUpTo = this.options.router.highestEventTime;
-      await this.options.send(out);
+      try {
+        await this.options.send(out);
+      } catch (error) {
+        // kafkajs retries the batch; the counters already include this chunk, as the router's do.
+        this.options.metrics?.kafkaErrors.labels({ operation: 'produce_stream_events' }).inc();
+        this.metricsSync?.sync();
+        throw error;
+      }
+      this.metricsSync?.sync();
       this.ackedEventTime = routedUpTo;
       payload.resolveOffset((chunk[chunk.length - 1] as InboundMessage).offset);
       await payload.heartbeat();
@@ -331,5 +431,7 @@ export class RouterWorker {
     this.timer = undefined;
     await this.ticking;
     await this.options.consumer.disconnect();
+    this.removeJoinListener?.();
+    this.options.metrics?.partitionsAssigned.labels({ stage: 'route' }).set(0);
   }
 }

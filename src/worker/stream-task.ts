@@ -16,6 +16,7 @@ import type { Effect, StreamClosed, StreamId } from '../engine/effects.js';
 import { PartitionEngine } from '../engine/partition-engine.js';
 import { WinchesterError } from '../errors.js';
 import { batchIdOf, decodeStreamRecord, encodeBatch } from '../kafka/records.js';
+import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { Event } from '../model/event.js';
 import { parseKey } from '../triggers/key.js';
 import type { DistinguishingValue, DistinguishingValues, TriggerDefinition } from '../triggers/types.js';
@@ -57,6 +58,31 @@ export interface StreamTaskCounts {
   fired: number;
   expired: number;
   checkpoints: number;
+  /** Events ignored because their message id was already in the stream. */
+  duplicates: number;
+  /** Checkpoint attempts that failed retriably (Postgres unreachable) and were tried again. */
+  checkpointRetries: number;
+  /**
+   * Per trigger name: streams opened, fired, expired, errored (monotonic), and live now. Touched only
+   * when a stream opens or closes, never per added event.
+   */
+  readonly byTrigger: Map<string, TriggerStreamCounts>;
+}
+
+/** Stream counters of one trigger in one task. */
+export interface TriggerStreamCounts {
+  opened: number;
+  fired: number;
+  expired: number;
+  errored: number;
+  /** Live streams in the engine now. */
+  active: number;
+}
+
+/** A batch this task committed to the outbox, with the wall-clock ms its closing record was handled. */
+export interface ClosedBatchStamp {
+  readonly batchId: string;
+  readonly closedAtMs: number;
 }
 
 /** Events sorted by timestamp; the sort is stable, so ties stay in arrival order. */
@@ -74,6 +100,9 @@ export class StreamTask {
     fired: 0,
     expired: 0,
     checkpoints: 0,
+    duplicates: 0,
+    checkpointRetries: 0,
+    byTrigger: new Map(),
   };
   private readonly engine: PartitionEngine;
   private readonly collector: CheckpointCollector;
@@ -83,6 +112,12 @@ export class StreamTask {
   /** Streams opened since the last committed checkpoint (nothing of them is stored yet). */
   private openedSince = new Set<StreamId>();
   private closed: StreamClosed[] = [];
+  /** Wall-clock ms at which each entry of {@link closed} was handled (for the fire latency). */
+  private closedAtMs: number[] = [];
+  /** Batches of the last committed checkpoint, for {@link takeCommittedBatches}. */
+  private committedBatches: ClosedBatchStamp[] = [];
+  /** Batch stamps of the checkpoint being built (the outbox of {@link checkpoint}). */
+  private pendingBatches: ClosedBatchStamp[] = [];
   private nextSeq: number;
   private offset: number;
   private sinceCheckpoint = 0;
@@ -100,6 +135,9 @@ export class StreamTask {
       idPrefix: `p${options.partition}-`,
     });
     this.engine.importState(claim.snapshot);
+    for (const [trigger, active] of this.engine.activeStreamsByTrigger()) {
+      this.counts.byTrigger.set(trigger, { opened: 0, fired: 0, expired: 0, errored: 0, active });
+    }
     this.collector = new CheckpointCollector(claim.liveStreams);
     this.nextSeq = claim.nextSeq;
     this.offset = claim.offset ?? 0;
@@ -172,10 +210,14 @@ export class StreamTask {
     this.collector.add(effects);
     for (const e of effects) {
       switch (e.type) {
-        case 'streamOpened':
+        case 'streamOpened': {
           this.openedSince.add(e.streamId);
           if (e.seq + 1 > this.nextSeq) this.nextSeq = e.seq + 1;
+          const t = this.triggerCounts(e.trigger);
+          t.opened++;
+          t.active++;
           break;
+        }
         case 'eventAdded': {
           const list = this.uncommitted.get(e.streamId);
           if (list === undefined) this.uncommitted.set(e.streamId, [e.event]);
@@ -183,15 +225,49 @@ export class StreamTask {
           break;
         }
         case 'fired':
-        case 'expired':
-          if (e.type === 'fired') this.counts.fired++;
-          else this.counts.expired++;
+        case 'expired': {
+          const t = this.triggerCounts(e.trigger);
+          if (e.type === 'fired') {
+            this.counts.fired++;
+            t.fired++;
+          } else {
+            this.counts.expired++;
+            t.expired++;
+          }
+          t.active--;
           this.closed.push(e);
+          this.closedAtMs.push(this.nowMs());
+          break;
+        }
+        case 'duplicateIgnored':
+          this.counts.duplicates++;
+          break;
+        case 'streamErrored':
+          this.triggerCounts(e.trigger).errored++;
           break;
         default:
           break;
       }
     }
+  }
+
+  private triggerCounts(trigger: string): TriggerStreamCounts {
+    let t = this.counts.byTrigger.get(trigger);
+    if (t === undefined) {
+      t = { opened: 0, fired: 0, expired: 0, errored: 0, active: 0 };
+      this.counts.byTrigger.set(trigger, t);
+    }
+    return t;
+  }
+
+  /**
+   * The batches (with the time their closing record was handled) written to the outbox by the
+   * checkpoints committed since the last call, and forgets them.
+   */
+  takeCommittedBatches(): ClosedBatchStamp[] {
+    const out = this.committedBatches;
+    this.committedBatches = [];
+    return out;
   }
 
   /** Whether enough records or time have gone by for a checkpoint. */
@@ -226,7 +302,9 @@ export class StreamTask {
 
   private async outbox(): Promise<OutboxWrite[]> {
     const out: OutboxWrite[] = [];
-    for (const c of this.closed) {
+    this.pendingBatches = [];
+    for (let i = 0; i < this.closed.length; i++) {
+      const c = this.closed[i] as StreamClosed;
       if (c.pipeline === null) continue;
       const kind = c.type === 'fired' ? 'fire' : 'expire';
       const stored = this.openedSince.has(c.streamId)
@@ -234,6 +312,7 @@ export class StreamTask {
         : await this.options.store.loadStreamEvents(c.streamId);
       const events = byTimestamp([...stored, ...(this.uncommitted.get(c.streamId) ?? [])]);
       const batchId = batchIdOf(c.streamId, kind);
+      this.pendingBatches.push({ batchId, closedAtMs: this.closedAtMs[i] as number });
       out.push({
         batchId,
         streamId: c.streamId,
@@ -281,6 +360,7 @@ export class StreamTask {
         break;
       } catch (error) {
         if (!(error instanceof WinchesterError) || !error.retriable || attempt >= attempts) throw error;
+        this.counts.checkpointRetries++;
         await sleep(Math.min(100 * 2 ** attempt, 5000));
       }
     }
@@ -288,6 +368,9 @@ export class StreamTask {
     this.uncommitted = new Map();
     this.openedSince = new Set();
     this.closed = [];
+    this.closedAtMs = [];
+    for (const b of this.pendingBatches) this.committedBatches.push(b);
+    this.pendingBatches = [];
     this.sinceCheckpoint = 0;
     this.dirty = false;
     this.lastCheckpointMs = this.nowMs();
@@ -315,12 +398,39 @@ export type BatchSend = (rows: readonly OutboxRow[]) => Promise<void>;
 export class OutboxPublisher {
   private running: Promise<number> = Promise.resolve(0);
   published = 0;
+  /** Batch id → wall-clock ms its closing record was handled (only while metrics are on). */
+  private readonly stamps = new Map<string, number>();
 
   constructor(
     private readonly store: OutboxStore,
     private readonly send: BatchSend,
     private readonly pageSize = 500,
+    private readonly options: OutboxPublisherOptions = {},
   ) {}
+
+  private nowMs(): number {
+    return (this.options.nowMs ?? Date.now)();
+  }
+
+  /**
+   * Remembers when the records that closed these (committed, not yet published) batches were handled,
+   * so their publication observes the fire latency. Batches republished after a restart have no stamp
+   * and are not observed. Without metrics this does nothing.
+   */
+  stamp(batches: readonly ClosedBatchStamp[]): void {
+    if (this.options.metrics === undefined) return;
+    for (const b of batches) this.stamps.set(b.batchId, b.closedAtMs);
+    // A batch another process published first is never seen by this one: forget the oldest stamps
+    // rather than grow without bound.
+    const excess = this.stamps.size - MAX_STAMPS;
+    if (excess > 0) {
+      let n = 0;
+      for (const id of this.stamps.keys()) {
+        if (n++ >= excess) break;
+        this.stamps.delete(id);
+      }
+    }
+  }
 
   /** Publishes everything unpublished now; returns how many rows this flush published. */
   flush(): Promise<number> {
@@ -334,11 +444,40 @@ export class OutboxPublisher {
     for (;;) {
       const rows = await this.store.unpublishedOutbox(this.pageSize);
       if (rows.length === 0) return total;
+      const m = this.options.metrics;
+      const started = m === undefined ? 0 : this.nowMs();
       await this.send(rows);
+      if (m !== undefined) this.observe(m, rows, started);
       await this.store.markPublished(rows.map((r) => r.id));
       total += rows.length;
       this.published += rows.length;
       if (rows.length < this.pageSize) return total;
     }
   }
+
+  private observe(m: WinchesterMetrics, rows: readonly OutboxRow[], started: number): void {
+    const acked = this.nowMs();
+    m.batchPublishDuration.observe((acked - started) / 1000);
+    let fire = 0;
+    for (const row of rows) {
+      if (row.kind === 'fire') fire++;
+      const closedAt = this.stamps.get(row.batchId);
+      if (closedAt === undefined) continue;
+      this.stamps.delete(row.batchId);
+      m.fireLatency.labels({ kind: row.kind }).observe(Math.max(0, acked - closedAt) / 1000);
+    }
+    if (fire > 0) m.batchesPublished.labels({ kind: 'fire' }).inc(fire);
+    if (rows.length > fire) m.batchesPublished.labels({ kind: 'expire' }).inc(rows.length - fire);
+  }
+}
+
+/** Most fire-latency stamps kept while waiting for their publication. */
+const MAX_STAMPS = 100_000;
+
+/** Options of {@link OutboxPublisher}. */
+export interface OutboxPublisherOptions {
+  /** Batches published, publish duration and fire latency go here. */
+  readonly metrics?: WinchesterMetrics;
+  /** Wall-clock ms. Default Date.now. */
+  readonly nowMs?: () => number;
 }

@@ -11,8 +11,16 @@
  * dropped the same way and re-claimed by the next batch of its partition, if it is still ours.
  */
 import { OwnershipLostError } from '../db/checkpoint-store.js';
+import { DatabaseUnavailableError } from '../db/databases.js';
+import { DatabaseError } from '../db/errors.js';
 import type { Consumer, EachBatchPayload } from '../kafka/types.js';
-import { type OutboxPublisher, StreamTask, type StreamTaskOptions } from './stream-task.js';
+import type { WinchesterMetrics } from '../metrics/metrics.js';
+import {
+  type OutboxPublisher,
+  StreamTask,
+  type StreamTaskCounts,
+  type StreamTaskOptions,
+} from './stream-task.js';
 
 /** Options of {@link StreamsWorker}. */
 export interface StreamsWorkerOptions {
@@ -26,6 +34,76 @@ export interface StreamsWorkerOptions {
   readonly heartbeatEvery?: number;
   /** Structured log lines (one JSON object each). */
   readonly log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Where the stage's metrics go (streams of the contract, checkpoints, rebalances, partitions, errors).
+   * The publisher takes the same object separately (batches and fire latency).
+   */
+  readonly metrics?: WinchesterMetrics;
+}
+
+/** What {@link StreamsMetricsSync} last moved into the metrics from one task's counters. */
+interface Flushed {
+  duplicates: number;
+  checkpointRetries: number;
+  byTrigger: Map<string, { opened: number; fired: number; expired: number; errored: number }>;
+}
+
+/**
+ * Moves the tasks' plain-number counters into the Prometheus metrics by their increase since the last
+ * call (once per fetched batch and checkpoint, never per record), and sets streams_active to the sum of
+ * the live tasks' live streams per trigger.
+ */
+class StreamsMetricsSync {
+  private readonly flushed = new WeakMap<StreamTask, Flushed>();
+  /** Triggers seen so far: their gauge goes to 0 when no task holds one of their streams any more. */
+  private readonly triggers = new Set<string>();
+
+  constructor(private readonly m: WinchesterMetrics) {}
+
+  /** Counter increases of `task` since its last sync. */
+  task(task: StreamTask): void {
+    const c: StreamTaskCounts = task.counts;
+    let f = this.flushed.get(task);
+    if (f === undefined) {
+      f = { duplicates: 0, checkpointRetries: 0, byTrigger: new Map() };
+      this.flushed.set(task, f);
+    }
+    const m = this.m;
+    if (c.duplicates !== f.duplicates) m.streamEventsDuplicate.inc(c.duplicates - f.duplicates);
+    if (c.checkpointRetries !== f.checkpointRetries) {
+      m.databaseErrors.labels({ operation: 'checkpoint' }).inc(c.checkpointRetries - f.checkpointRetries);
+    }
+    f.duplicates = c.duplicates;
+    f.checkpointRetries = c.checkpointRetries;
+    for (const [trigger, t] of c.byTrigger) {
+      this.triggers.add(trigger);
+      let ft = f.byTrigger.get(trigger);
+      if (ft === undefined) {
+        ft = { opened: 0, fired: 0, expired: 0, errored: 0 };
+        f.byTrigger.set(trigger, ft);
+      }
+      const labels = { trigger };
+      m.streamsOpened.labels(labels).inc(t.opened - ft.opened);
+      m.streamsFired.labels(labels).inc(t.fired - ft.fired);
+      m.streamsExpired.labels(labels).inc(t.expired - ft.expired);
+      m.streamsErrored.labels(labels).inc(t.errored - ft.errored);
+      ft.opened = t.opened;
+      ft.fired = t.fired;
+      ft.expired = t.expired;
+      ft.errored = t.errored;
+    }
+  }
+
+  /** streams_active per trigger: the live streams of the tasks this worker holds now. */
+  active(tasks: Iterable<StreamTask>): void {
+    const sums = new Map<string, number>();
+    for (const name of this.triggers) sums.set(name, 0);
+    for (const task of tasks) {
+      for (const [trigger, t] of task.counts.byTrigger)
+        sums.set(trigger, (sums.get(trigger) ?? 0) + t.active);
+    }
+    for (const [trigger, n] of sums) this.m.streamsActive.labels({ trigger }).set(n);
+  }
 }
 
 type BatchPayload = Pick<EachBatchPayload, 'batch' | 'heartbeat' | 'isRunning' | 'isStale'>;
@@ -35,8 +113,11 @@ export class StreamsWorker {
   private readonly tasks = new Map<number, StreamTask>();
   private removeJoinListener: (() => void) | undefined;
   private stopped = false;
+  private readonly metricsSync: StreamsMetricsSync | undefined;
 
-  constructor(private readonly options: StreamsWorkerOptions) {}
+  constructor(private readonly options: StreamsWorkerOptions) {
+    this.metricsSync = options.metrics && new StreamsMetricsSync(options.metrics);
+  }
 
   /** The live tasks by partition (for metrics and tests). */
   get activeTasks(): ReadonlyMap<number, StreamTask> {
@@ -47,6 +128,7 @@ export class StreamsWorker {
   async start(): Promise<void> {
     const o = this.options;
     await o.publisher.flush();
+    o.metrics?.partitionsAssigned.labels({ stage: 'streams' }).set(0);
     this.removeJoinListener = o.consumer.on(o.consumer.events.GROUP_JOIN, (e) => {
       const assigned = new Set(e.payload.memberAssignment[o.topic] ?? []);
       for (const p of [...this.tasks.keys()]) {
@@ -54,6 +136,11 @@ export class StreamsWorker {
           this.tasks.delete(p);
           o.log?.('info', 'partition revoked: state dropped', { topic: o.topic, partition: p });
         }
+      }
+      if (o.metrics !== undefined) {
+        o.metrics.rebalances.labels({ group: e.payload.groupId }).inc();
+        o.metrics.partitionsAssigned.labels({ stage: 'streams' }).set(assigned.size);
+        this.metricsSync?.active(this.tasks.values());
       }
     });
     await o.consumer.connect();
@@ -72,7 +159,12 @@ export class StreamsWorker {
     const partition = batch.partition;
     let task = this.tasks.get(partition);
     if (task === undefined) {
-      task = await StreamTask.claim(o.taskOptions(partition));
+      try {
+        task = await StreamTask.claim(o.taskOptions(partition));
+      } catch (error) {
+        o.metrics?.databaseErrors.labels({ operation: 'claim_partition' }).inc();
+        throw error;
+      }
       this.tasks.set(partition, task);
       o.log?.('info', 'partition claimed', {
         topic: o.topic,
@@ -97,32 +189,52 @@ export class StreamsWorker {
         if (task.checkpointDue()) await this.checkpoint(task);
       }
     } catch (error) {
+      this.tasks.delete(partition);
+      this.syncMetrics(task);
       if (error instanceof OwnershipLostError) {
-        this.tasks.delete(partition);
+        o.metrics?.checkpointConflicts.inc();
         o.log?.('warn', 'ownership lost: state dropped', { topic: o.topic, partition, error: error.message });
         return;
       }
       // Anything else (Postgres down past the retries): forget the partition's state so the next batch
       // re-claims from the last checkpoint, and let kafkajs retry the batch.
-      this.tasks.delete(partition);
+      o.metrics?.databaseErrors.labels({ operation: 'checkpoint' }).inc();
       throw error;
     }
+    this.syncMetrics(task);
     await payload.heartbeat();
   }
 
+  private syncMetrics(task: StreamTask): void {
+    if (this.metricsSync === undefined) return;
+    this.metricsSync.task(task);
+    this.metricsSync.active(this.tasks.values());
+  }
+
   private async checkpoint(task: StreamTask): Promise<void> {
-    if (!(await task.checkpoint())) return;
     const o = this.options;
+    const started = performance.now();
+    if (!(await task.checkpoint())) return;
+    if (o.metrics !== undefined) {
+      o.metrics.checkpointDuration.observe((performance.now() - started) / 1000);
+      o.metrics.checkpoints.inc();
+    }
+    o.publisher.stamp(task.takeCommittedBatches());
     await o.consumer
       .commitOffsets([{ topic: o.topic, partition: task.partition, offset: String(task.nextOffset) }])
-      .catch((error: unknown) =>
-        o.log?.('warn', 'informational offset commit failed', { error: String(error) }),
-      );
-    await o.publisher.flush().catch((error: unknown) =>
+      .catch((error: unknown) => {
+        o.metrics?.kafkaErrors.labels({ operation: 'commit_offsets' }).inc();
+        o.log?.('warn', 'informational offset commit failed', { error: String(error) });
+      });
+    await o.publisher.flush().catch((error: unknown) => {
+      const database = error instanceof DatabaseError || error instanceof DatabaseUnavailableError;
+      (database ? o.metrics?.databaseErrors : o.metrics?.kafkaErrors)
+        ?.labels({ operation: 'publish_batches' })
+        .inc();
       o.log?.('warn', 'publishing batches failed; retried after the next checkpoint', {
         error: String(error),
-      }),
-    );
+      });
+    });
   }
 
   /**
@@ -140,8 +252,11 @@ export class StreamsWorker {
       } catch (error) {
         o.log?.('warn', 'final checkpoint failed', { partition: task.partition, error: String(error) });
       }
+      this.metricsSync?.task(task);
     }
     this.tasks.clear();
+    this.metricsSync?.active([]);
+    o.metrics?.partitionsAssigned.labels({ stage: 'streams' }).set(0);
     this.removeJoinListener?.();
     await o.consumer.disconnect();
   }
