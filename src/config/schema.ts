@@ -255,6 +255,11 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
       1,
       64,
     ),
+    session_timeout: seconds(
+      30,
+      'Kafka consumer session timeout, in seconds: how long the group waits for a silent worker (crashed, ' +
+        'or its host gone) before its partitions move to another. Heartbeats continue while a pipeline runs.',
+    ),
   }),
 });
 

@@ -120,6 +120,9 @@ export class PipelineService {
     const consumer = kafka.consumer({
       groupId: pipelineGroupId(settings.kafka.client_id),
       maxWaitTimeInMs: options.maxWaitTimeInMs ?? 500,
+      sessionTimeout: Math.round(p.session_timeout * 1000),
+      // kafkajs' default (3 s) must stay well below the session timeout, or members time out between beats.
+      heartbeatInterval: Math.max(100, Math.min(3000, Math.round((p.session_timeout * 1000) / 5))),
     });
     const worker = new PipelineWorker({
       consumer,
