@@ -95,7 +95,9 @@ export async function loadHandlerClasses(
     const cls = BUILTIN_HANDLER_CLASSES[builtin];
     if (cls === undefined) {
       const used =
-        pipelines.length > 0 ? ` (used by pipeline ${pipelines.map((p) => `'${p}'`).join(', ')})` : '';
+        pipelines.length > 0
+          ? ` (used by pipeline${pipelines.length > 1 ? 's' : ''} ${pipelines.map((p) => `'${p}'`).join(', ')})`
+          : '';
       problems.push({ file, message: `handler '${builtin}' is not available in this build${used}` });
       continue;
     }
