@@ -40,6 +40,9 @@ const KNOWN_PARAMS = new Set([
 /** A token is renewed this long before the expiry the auth server announced. */
 const TOKEN_EXPIRY_MARGIN_MS = 60_000;
 
+/** The auth server refused or failed: every other entry would meet the same answer. */
+class AuthError extends DeliveryError {}
+
 interface CachedToken {
   readonly id: string;
   /** Machine-clock milliseconds after which the token is renewed before use; undefined: never. */
@@ -209,14 +212,15 @@ export class AtomPubHandler implements Handler {
     if (pending === undefined) return;
     const failures: string[] = [];
     let delivered = 0;
-    let feedDown: string | undefined;
+    // Set when the remaining entries would fail the same way (feed down, or no token to be had).
+    let stop: { readonly reason: string; readonly retriable: boolean } | undefined;
     for (const entry of pending.entries) {
       if (entry.atom === undefined) {
         failures.push(`${entry.messageId} (${entry.eventType}): cannot render: ${entry.error}`);
         continue;
       }
-      if (feedDown !== undefined) {
-        failures.push(`${entry.messageId} (${entry.eventType}): not tried, the feed is unavailable`);
+      if (stop !== undefined) {
+        failures.push(`${entry.messageId} (${entry.eventType}): not tried, ${stop.reason}`);
         continue;
       }
       try {
@@ -225,7 +229,9 @@ export class AtomPubHandler implements Handler {
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         failures.push(`${entry.messageId} (${entry.eventType}): ${message}`);
-        if (err instanceof DeliveryError && err.retriable) feedDown = message;
+        if (err instanceof AuthError) stop = { reason: 'no token', retriable: err.retriable };
+        else if (err instanceof DeliveryError && err.retriable)
+          stop = { reason: 'the feed is unavailable', retriable: true };
       }
     }
     this.pending = undefined;
@@ -238,7 +244,7 @@ export class AtomPubHandler implements Handler {
     if (failures.length > 0) {
       const error = new DeliveryError(
         `atompub: ${failures.length} of ${pending.entries.length} entries not delivered to ${this.url}: ${failures.join('; ')}`,
-        { retriable: feedDown !== undefined },
+        { retriable: stop?.retriable ?? false },
       );
       throw error;
     }
@@ -328,7 +334,7 @@ export class AtomPubHandler implements Handler {
     });
     const s = answer.status;
     if (s < 200 || s >= 300) {
-      throw new DeliveryError(`atompub: auth server ${auth.server} answered ${s}: ${excerpt(answer.body)}`, {
+      throw new AuthError(`atompub: auth server ${auth.server} answered ${s}: ${excerpt(answer.body)}`, {
         status: s,
         retriable: s === 408 || s === 429 || s >= 500,
         retryAfterMs: retryAfterMs(answer.headers),
@@ -336,7 +342,7 @@ export class AtomPubHandler implements Handler {
     }
     const token = readToken(answer.body, answer.headers);
     if (token === undefined) {
-      throw new DeliveryError(
+      throw new AuthError(
         `atompub: auth server ${auth.server} answered ${s} without a token (access.token.id): ${excerpt(answer.body)}`,
         { status: s },
       );

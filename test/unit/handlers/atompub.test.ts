@@ -356,10 +356,18 @@ describe('atompub against a real HTTP server', () => {
           },
           context,
         ),
-        [ev('m-1', 'a')],
+        [ev('m-1', 'a'), ev('m-2', 'a')],
       ),
-      /auth server http:.*\/tokens answered 401: .*api key is invalid/,
+      (err: Error) => {
+        assert.match(
+          err.message,
+          /m-1 \(a\): atompub: auth server http:.*\/tokens answered 401: .*api key is invalid/,
+        );
+        assert.match(err.message, /m-2 \(a\): not tried, no token/);
+        return true;
+      },
     );
+    assert.equal(server.on('/tokens').length, 1, 'refused credentials are not asked again for every entry');
     assert.equal(server.on('/feed').length, 0);
     assert.deepEqual(sleeps, []);
   });
