@@ -15,6 +15,7 @@
 import type { LogLevel } from '../log.js';
 import type { Event } from '../model/event.js';
 import type { Handler, HandlerContext, HandlerEnv } from '../pipeline/handler.js';
+import { ParamReader, warnOncePerStep } from './param-checks.js';
 
 const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 const PARAMS: ReadonlySet<string> = new Set(['level']);
@@ -36,18 +37,12 @@ export class LoggerHandler implements Handler {
     params: Readonly<Record<string, unknown>>,
     private readonly context: HandlerContext,
   ) {
-    // A misspelt param would otherwise be silently ignored and the level silently stay 'info'.
-    const unknown = Object.keys(params).filter((k) => !PARAMS.has(k));
+    const p = new ParamReader('logger', params);
+    this.level = p.oneOf('level', LEVELS, 'info');
+    // As every built-in: the reference ignored unknown keywords; say so once per pipeline step.
+    const unknown = p.unknown(PARAMS);
     if (unknown.length > 0)
-      throw new Error(
-        `logger: unknown param${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (known: level)`,
-      );
-    const level = params.level ?? 'info';
-    if (typeof level !== 'string' || !(LEVELS as readonly string[]).includes(level))
-      throw new Error(
-        `logger: param 'level' must be one of ${LEVELS.map((l) => `'${l}'`).join(', ')}, not ${JSON.stringify(level)}`,
-      );
-    this.level = level as LogLevel;
+      warnOncePerStep(context.log, params, 'unknown', 'logger: ignoring unknown params', { params: unknown });
   }
 
   handleEvents(events: Event[], env: HandlerEnv): Event[] {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { LoggerHandler } from '../../../src/handlers/logger.js';
+import { HandlerParamsError } from '../../../src/handlers/param-checks.js';
 import { createJsonLogger, type LogLevel } from '../../../src/log.js';
 import type { Event } from '../../../src/model/event.js';
 import type { HandlerClass, HandlerEnv } from '../../../src/pipeline/handler.js';
@@ -78,16 +79,29 @@ describe('logger handler', () => {
     }
   });
 
-  test('a bad level or an unknown param is refused at construction with a clear message', () => {
+  test('a bad level is refused at construction with a clear message', () => {
     const { log } = capture();
     assert.throws(
       () => new LoggerHandler({ level: 'verbose' }, { log }),
-      /^Error: logger: param 'level' must be one of 'debug', 'info', 'warn', 'error', not "verbose"$/,
+      (err: unknown) =>
+        err instanceof HandlerParamsError &&
+        err.message ===
+          "logger: param 'level' must be one of 'debug', 'info', 'warn', 'error', not 'verbose'",
     );
-    assert.throws(() => new LoggerHandler({ level: 3 }, { log }), /not 3$/);
     assert.throws(
-      () => new LoggerHandler({ levle: 'info' }, { log }),
-      /logger: unknown param 'levle' \(known: level\)/,
+      () => new LoggerHandler({ level: 3 }, { log }),
+      /logger: param 'level' must be a string, not number 3/,
+    );
+  });
+
+  test('unknown params are ignored with one warning per pipeline step, as for every built-in', () => {
+    const { lines, log } = capture();
+    const params = Object.freeze({ levle: 'debug', colour: true });
+    new LoggerHandler(params, { log });
+    new LoggerHandler(params, { log });
+    assert.deepEqual(
+      lines.map((l) => [l.level, l.msg, l.params]),
+      [['warn', 'logger: ignoring unknown params', ['colour', 'levle']]],
     );
   });
 

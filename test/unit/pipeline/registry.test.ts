@@ -304,7 +304,7 @@ describe('checkPipelineHandlers', () => {
         assert.deepEqual(
           err.problems.map((p) => `${p.file}: ${p.message}`),
           [
-            `etc/pipelines.yaml: pipeline 'bad', handler 1 'logger': logger: param 'level' must be one of 'debug', 'info', 'warn', 'error', not "loud"`,
+            `etc/pipelines.yaml: pipeline 'bad', handler 1 'logger': logger: param 'level' must be one of 'debug', 'info', 'warn', 'error', not 'loud'`,
             `etc/pipelines.yaml: pipeline 'bad', handler 2 'nocommit': the handler has no commit method`,
           ],
         );
