@@ -37,6 +37,9 @@ const KNOWN_PARAMS = new Set([
   'retries',
 ]);
 
+/** How many failed entries commit()'s error names. */
+const MAX_REPORTED_FAILURES = 5;
+
 /** A token is renewed this long before the expiry the auth server announced. */
 const TOKEN_EXPIRY_MARGIN_MS = 60_000;
 
@@ -242,11 +245,16 @@ export class AtomPubHandler implements Handler {
       failed: failures.length,
     });
     if (failures.length > 0) {
-      const error = new DeliveryError(
-        `atompub: ${failures.length} of ${pending.entries.length} entries not delivered to ${this.url}: ${failures.join('; ')}`,
+      // The first few reasons say what went wrong; hundreds of "not tried" would only bury them.
+      const shown = failures.slice(0, MAX_REPORTED_FAILURES).join('; ');
+      const more =
+        failures.length > MAX_REPORTED_FAILURES
+          ? `; and ${failures.length - MAX_REPORTED_FAILURES} more`
+          : '';
+      throw new DeliveryError(
+        `atompub: ${failures.length} of ${pending.entries.length} entries not delivered to ${this.url}: ${shown}${more}`,
         { retriable: stop?.retriable ?? false },
       );
-      throw error;
     }
   }
 

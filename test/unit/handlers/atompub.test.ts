@@ -457,6 +457,21 @@ describe('atompub against a real HTTP server', () => {
     assert.ok(sleeps.every((s) => s <= 2000));
   });
 
+  test('the error names the first five failures and counts the rest', async (t) => {
+    const server = await feed(t, () => ({ status: 503 }));
+    const events = Array.from({ length: 8 }, (_, i) => ev(`m-${i}`, 'a'));
+    await assert.rejects(
+      run(new AtomPubHandler({ url: `${server.base}/feed`, retries: 0 }, testContext().context), events),
+      (err: Error) => {
+        assert.match(err.message, /^atompub: 8 of 8 entries not delivered/);
+        assert.match(err.message, /m-4 \(a\): not tried, the feed is unavailable; and 3 more$/);
+        assert.doesNotMatch(err.message, /m-5/);
+        return true;
+      },
+    );
+    assert.equal(server.requests.length, 1);
+  });
+
   test('timeout: an entry whose answer is too slow is re-sent', async (t) => {
     const server = await feed(t, (_req, n) => (n === 0 ? { status: 201, delayMs: 2000 } : { status: 201 }));
     const { context, sleeps } = testContext();

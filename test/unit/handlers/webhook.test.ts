@@ -3,6 +3,8 @@ import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { backoffDelayMs } from '../../../src/handlers/http-retry.js';
 import { HandlerParamsError } from '../../../src/handlers/param-checks.js';
 import { batchBody, signature, WebhookHandler } from '../../../src/handlers/webhook.js';
 import { datetime, type Event, float, int, text } from '../../../src/model/event.js';
@@ -362,5 +364,41 @@ describe('webhook params', () => {
       'distinguishing',
       'events',
     ]);
+  });
+});
+
+describe('backoff (the shared retry helper)', () => {
+  test('each delay lies in [base/2, base]; the base doubles from retry_delay up to the cap', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 80 }),
+        fc.integer({ min: 0, max: 10_000 }),
+        fc.integer({ min: 0, max: 100_000 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (retry, initialDelayMs, extra, r) => {
+          const maxDelayMs = initialDelayMs + extra;
+          const base = Math.min(maxDelayMs, initialDelayMs * 2 ** (retry - 1));
+          const d = backoffDelayMs(retry, { retries: 0, initialDelayMs, maxDelayMs }, () => r);
+          return Number.isInteger(d) && d >= Math.floor(base / 2) && d <= base;
+        },
+      ),
+    );
+  });
+
+  test('the extremes of the jitter', () => {
+    const policy = { retries: 5, initialDelayMs: 1000, maxDelayMs: 5000 };
+    assert.equal(
+      backoffDelayMs(1, policy, () => 0),
+      500,
+    );
+    assert.equal(
+      backoffDelayMs(3, policy, () => 0.999999),
+      4000,
+    );
+    assert.equal(
+      backoffDelayMs(10, policy, () => 0),
+      2500,
+      'capped base',
+    );
   });
 });
