@@ -10,7 +10,7 @@
 import type { Logger } from '../log.js';
 import type { Event } from '../model/event.js';
 import type { PipelineDefinition } from './definitions.js';
-import type { Handler, HandlerFactory, PipelineInput, PipelineOutcome } from './handler.js';
+import type { Handler, HandlerEnv, HandlerFactory, PipelineInput, PipelineOutcome } from './handler.js';
 
 interface HandlerError {
   readonly handler: string;
@@ -29,8 +29,9 @@ interface HandlerError {
  * - Commit and rollback errors are logged and returned, never thrown, and never stop the other handlers.
  * - `newEvents` are the final list's events whose `message_id` was not in the input, in list order.
  *
- * Handlers receive a copy of the input array (not of the events), so they cannot reorder or truncate the
- * caller's list; events are frozen-by-type (`readonly`) and not copied, this being a hot path.
+ * Handlers receive a copy of the input array and of `env` (shallow: not of the events nor of env's
+ * values), so they cannot reorder or truncate the caller's list, and the keys one run adds to `env` are
+ * gone on the next; events are `readonly` by type and not copied, this being a hot path.
  */
 export async function runPipeline(
   pipeline: PipelineDefinition,
@@ -40,7 +41,9 @@ export async function runPipeline(
 ): Promise<PipelineOutcome> {
   const steps = pipeline.handlers;
   const created: { readonly name: string; readonly handler: Handler }[] = [];
-  const env = input.env;
+  // A fresh scratchpad per run, as the reference's per-batch Pipeline had: keys a failed attempt left
+  // (half-built notifications) must not reach the retry, nor the caller's object.
+  const env: HandlerEnv = { ...input.env };
   const where = (): Record<string, unknown> => ({
     pipeline: pipeline.name,
     batch_id: env.batch_id,

@@ -370,6 +370,34 @@ describe('runPipeline', () => {
     );
   });
 
+  test("env keys a run adds stay in that run: not in the caller's env, not in a retry", async () => {
+    const input = { events: [ev('1')], env: env() };
+    const seen: unknown[] = [];
+    let attempt = 0;
+    const factory = recordingFactory(
+      {
+        build: {
+          handle: (events, e) => {
+            seen.push(e.usage_notifications);
+            e.usage_notifications = [`attempt ${++attempt}`];
+            return events;
+          },
+        },
+        fail: {
+          handle: (events) => {
+            if (attempt === 1) throw new Error('first attempt fails');
+            return events;
+          },
+        },
+      },
+      [],
+    );
+    assert.equal((await runPipeline(pipeline('build', 'fail'), input, factory, () => {})).ok, false);
+    assert.equal((await runPipeline(pipeline('build', 'fail'), input, factory, () => {})).ok, true);
+    assert.deepEqual(seen, [undefined, undefined]);
+    assert.equal('usage_notifications' in input.env, false);
+  });
+
   test('new events: only message ids absent from the input, in final-list order; a changed event with an old id is not new', async () => {
     const out = await runPipeline(
       pipeline('a'),
