@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from '../../../src/db/pool.js';
 import { decodeStreamRecord, encodeBatchReference } from '../../../src/kafka/records.js';
 import { PipelineService } from '../../../src/worker/pipeline-service.js';
-import { INTEGRATION_TIMEOUT_MS, type TestScope } from '../../helpers/integration.js';
+import { INTEGRATION_TIMEOUT_MS } from '../../helpers/integration.js';
 import {
   collect,
   eventually,
@@ -32,14 +32,10 @@ async function startWorker(rig: PipelineRig, env: Record<string, string> = {}): 
   return service;
 }
 
-async function rigFor(t: TestScope, name: string) {
-  return pipelineRig(t, name);
-}
-
 test('fire and expire batches run once; completion recorded, streams purged with their events', {
   timeout: INTEGRATION_TIMEOUT_MS,
 }, async (t) => {
-  const rig = await rigFor(t, 'happy');
+  const rig = await pipelineRig(t, 'happy');
   const fire = await storeStream(rig, { kind: 'fire' });
   const expire = await storeStream(rig, { kind: 'expire' });
   const service = await startWorker(rig);
@@ -62,7 +58,7 @@ test('fire and expire batches run once; completion recorded, streams purged with
 test('purge_completed_streams: false keeps the stream, completed with its version bumped', {
   timeout: INTEGRATION_TIMEOUT_MS,
 }, async (t) => {
-  const rig = await rigFor(t, 'keep');
+  const rig = await pipelineRig(t, 'keep');
   const fire = await storeStream(rig);
   await startWorker(rig, { WINCHESTER_PURGE_COMPLETED_STREAMS: 'false' });
   await publishBatch(rig, fire.batch.batchId, fire.value);
@@ -77,7 +73,7 @@ test('purge_completed_streams: false keeps the stream, completed with its versio
 test('the same batch delivered three times (before and after completion) commits once', {
   timeout: INTEGRATION_TIMEOUT_MS,
 }, async (t) => {
-  const rig = await rigFor(t, 'dup');
+  const rig = await pipelineRig(t, 'dup');
   const fire = await storeStream(rig);
   const service = await startWorker(rig);
   await publishBatch(rig, fire.batch.batchId, fire.value);
@@ -92,9 +88,9 @@ test('the same batch delivered three times (before and after completion) commits
 test('a handler that throws once is retried with backoff and then succeeds', {
   timeout: INTEGRATION_TIMEOUT_MS,
 }, async (t) => {
-  const rig = await rigFor(t, 'flaky');
+  const rig = await pipelineRig(t, 'flaky');
   const fire = await storeStream(rig, { pipeline: 'flaky_pipe' });
-  const dead = await collect(t, rig, rig.topics.deadLetter);
+  const dead = await collect(rig, rig.topics.deadLetter);
   const service = await startWorker(rig);
   await publishBatch(rig, fire.batch.batchId, fire.value);
   await eventually('completed', async () => isCompleted(rig, fire.batch.batchId));
@@ -110,13 +106,13 @@ test('a handler that throws once is retried with backoff and then succeeds', {
 test('an always-failing pipeline: error state, dead letter with the reason, no completion; streams retry re-runs it', {
   timeout: INTEGRATION_TIMEOUT_MS,
 }, async (t) => {
-  const rig = await rigFor(t, 'fail');
+  const rig = await pipelineRig(t, 'fail');
   const fire = await storeStream(rig, { pipeline: 'listed_pipe' });
   const expire = await storeStream(rig, { kind: 'expire', pipeline: 'listed_pipe' });
   await rig.db.pool.query(
     sql.unsafe`INSERT INTO failing VALUES (${fire.batch.batchId}), (${expire.batch.batchId})`,
   );
-  const dead = await collect(t, rig, rig.topics.deadLetter);
+  const dead = await collect(rig, rig.topics.deadLetter);
   const service = await startWorker(rig);
   await publishBatch(rig, fire.batch.batchId, fire.value);
   await publishBatch(rig, expire.batch.batchId, expire.value);
@@ -166,7 +162,7 @@ test('an always-failing pipeline: error state, dead letter with the reason, no c
 test('a stream in retry_fire runs; one in error, completed or missing is skipped', {
   timeout: INTEGRATION_TIMEOUT_MS,
 }, async (t) => {
-  const rig = await rigFor(t, 'states');
+  const rig = await pipelineRig(t, 'states');
   const retry = await storeStream(rig, { state: 'retry_fire' });
   const error = await storeStream(rig, { state: 'error' });
   const done = await storeStream(rig, { state: 'completed' });
@@ -188,7 +184,7 @@ test('a stream in retry_fire runs; one in error, completed or missing is skipped
 test('a batch published by reference is read from the outbox', {
   timeout: INTEGRATION_TIMEOUT_MS,
 }, async (t) => {
-  const rig = await rigFor(t, 'ref');
+  const rig = await pipelineRig(t, 'ref');
   // ~1.2 MB: more than the broker takes in one message, so only the reference travels.
   const events = widgetEvents('big', 300, 4000);
   const big = await storeStream(rig, { events });
@@ -212,10 +208,10 @@ test('a batch published by reference is read from the outbox', {
 test('unreadable records and unknown references or pipelines are dead-lettered and never block the partition', {
   timeout: INTEGRATION_TIMEOUT_MS,
 }, async (t) => {
-  const rig = await rigFor(t, 'bad');
+  const rig = await pipelineRig(t, 'bad');
   const unknown = await storeStream(rig, { pipeline: 'no_such_pipeline' });
   const good = await storeStream(rig);
-  const dead = await collect(t, rig, rig.topics.deadLetter);
+  const dead = await collect(rig, rig.topics.deadLetter);
   const service = await startWorker(rig);
   // All on one partition (same key), ahead of a good batch.
   const key = good.batch.batchId;
@@ -244,9 +240,9 @@ test('unreadable records and unknown references or pipelines are dead-lettered a
 test('new events a pipeline emits reach the stream-events topic as records the streams stage accepts', {
   timeout: INTEGRATION_TIMEOUT_MS,
 }, async (t) => {
-  const rig = await rigFor(t, 'emit');
+  const rig = await pipelineRig(t, 'emit');
   const fire = await storeStream(rig, { pipeline: 'emit_pipe' });
-  const streamEvents = await collect(t, rig, rig.topics.streamEvents);
+  const streamEvents = await collect(rig, rig.topics.streamEvents);
   const service = await startWorker(rig);
   await publishBatch(rig, fire.batch.batchId, fire.value);
   await eventually('completed', async () => isCompleted(rig, fire.batch.batchId));

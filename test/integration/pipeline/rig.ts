@@ -287,7 +287,7 @@ export async function publishBatch(
 }
 
 /** Starts a consumer of `topic` from the beginning that collects records with their headers. */
-export async function collect(t: TestScope, rig: PipelineRig, topic: string): Promise<Collected[]> {
+export async function collect(rig: PipelineRig, topic: string): Promise<Collected[]> {
   const out: Collected[] = [];
   const consumer = rig.kafka.consumer({ groupId: uniqueName('it-pw-collect'), maxWaitTimeInMs: 100 });
   rig.onStop(() => consumer.disconnect());

@@ -74,12 +74,21 @@ describe('backoffDelay', () => {
       [1, 2, 3, 4].map((n) => backoffDelay(n, policy, () => 0.999999)),
       [1000, 2000, 4000, 8000],
     );
-    assert.equal(backoffDelay(3, policy, () => 0.5), 3000);
+    assert.equal(
+      backoffDelay(3, policy, () => 0.5),
+      3000,
+    );
   });
 
   test('is capped at maxMs, even for absurd retry numbers', () => {
-    assert.equal(backoffDelay(7, policy, () => 0.999999), 60_000);
-    assert.equal(backoffDelay(10_000, policy, () => 0), 30_000);
+    assert.equal(
+      backoffDelay(7, policy, () => 0.999999),
+      60_000,
+    );
+    assert.equal(
+      backoffDelay(10_000, policy, () => 0),
+      30_000,
+    );
   });
 
   test('refuses a retry number below 1', () => {
