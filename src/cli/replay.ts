@@ -49,9 +49,11 @@ step, before the next input line, so they may open or fire other streams (printe
 a chain of batches emitting events that close further batches stops feeding back after 100
 links (reported on stderr). A failed pipeline is reported and the replay goes on; nothing is
 retried. The run is offline: handlers get no Kafka publisher, and HTTP requests (atompub,
-webhook) are refused, so such handlers fail their batch with a message saying so. Handlers log
-JSON lines to stderr (level info and above; --quiet does not silence them), never to stdout.
-Handler modules, params and the pipelines' built-ins are checked before any input is read.
+webhook) are refused; such handlers fail saying so, which a commit() failure reports under
+commit_errors (the other handlers still commit). Handlers log JSON lines to stderr (level info
+and above; --quiet does not silence them), never to stdout. Handler modules, params and the
+pipelines' built-ins are checked before any input is read. The summary on stderr adds how many
+pipelines succeeded and failed and how many new events were fed back.
 
 Options:
   -c, --config FILE     winchester.yaml (default: $WINCHESTER_CONFIG, else ./winchester.yaml)
