@@ -6,6 +6,7 @@
  * queries are in `src/db/streams-query.ts`; Kafka is reached only through `src/kafka/`.
  */
 import { loadConfig } from '../config/load.js';
+import { redactDatabaseUrl } from '../db/databases.js';
 import type { DatabasePool } from '../db/pool.js';
 import {
   batchKindOf,
@@ -26,7 +27,7 @@ import {
   streamStates,
 } from '../db/streams-query.js';
 import type { StreamState } from '../engine/effects.js';
-import { ConfigError, InputError, UsageError } from '../errors.js';
+import { ConfigError, InputError, UsageError, WinchesterError } from '../errors.js';
 import { classifyKafkaError, KafkaUnavailableError } from '../kafka/errors.js';
 import { createKafka, createProducer, kafkaClientOptions } from '../kafka/kafka.js';
 import { retriesWithin } from '../kafka/notification-producer.js';
@@ -79,7 +80,8 @@ Filters (list):
                               VALUE matches a text equal to it; a number also matches an int or
                               float equal to it; a datetime also matches a datetime value, or a
                               time range containing it (begin <= VALUE < end); BEGIN/END matches
-                              that exact range. list prints values in this same form.
+                              that exact range; "TEXT" in JSON quotes matches only that text.
+                              list prints values in this same form.
   --older-than DURATION       first event more than DURATION ago
   --newer-than DURATION       first event less than DURATION ago
                               DURATION: a number and a unit s, m, h, d or w, or several
@@ -661,6 +663,33 @@ function configPath(opts: { config: string | undefined }, io: CliIo): string {
   return opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml';
 }
 
+function hasCode(error: unknown, code: string): boolean {
+  for (
+    let e = error, i = 0;
+    e !== null && e !== undefined && i < 10;
+    e = (e as { cause?: unknown }).cause, i++
+  ) {
+    if ((e as { code?: unknown }).code === code) return true;
+  }
+  return false;
+}
+
+/** {@link withPool}, with the usual first-run mistake (no schema yet) explained. */
+async function usePool<T>(url: string, fn: (pool: DatabasePool) => Promise<T>): Promise<T> {
+  try {
+    return await withPool(url, fn);
+  } catch (error) {
+    // 42P01 undefined_table: the database exists but the migrations were never applied.
+    if (hasCode(error, '42P01')) {
+      throw new WinchesterError(
+        `no winchester schema in the database at ${redactDatabaseUrl(url)}: run 'winchester db upgrade' first`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
 /** The configuration and its database.url (with the environment overrides applied). */
 async function configAndUrl(opts: { config: string | undefined }, io: CliIo) {
   const path = configPath(opts, io);
@@ -678,7 +707,7 @@ async function configAndUrl(opts: { config: string | undefined }, io: CliIo) {
 async function runList(opts: ListOptions, io: CliIo): Promise<number> {
   const { url } = await configAndUrl(opts, io);
   // One row more than asked tells whether the limit cut the list.
-  const rows = await withPool(url, (pool) =>
+  const rows = await usePool(url, (pool) =>
     listStreams(pool, listQuery(opts, nowInstant(), opts.limit + 1)),
   );
   const more = rows.length > opts.limit;
@@ -698,7 +727,7 @@ async function runList(opts: ListOptions, io: CliIo): Promise<number> {
 
 async function runShow(opts: ShowOptions, io: CliIo): Promise<number> {
   const { url } = await configAndUrl(opts, io);
-  const view = await withPool(url, (pool) => getStream(pool, opts.id));
+  const view = await usePool(url, (pool) => getStream(pool, opts.id));
   if (view === null) throw new InputError(`no stream '${opts.id}'`);
   await write(io.stdout, opts.format === 'json' ? `${streamViewJson(view)}\n` : formatStreamView(view));
   return 0;
@@ -824,7 +853,7 @@ async function runRetry(opts: RetryOptions, io: CliIo): Promise<number> {
   const all: RetryOutcome[] = [];
   let kafkaFailure: unknown;
   try {
-    await withPool(url, async (pool) => {
+    await usePool(url, async (pool) => {
       for await (const page of retryPages(pool, opts)) {
         const done = await retryPage(pool, page.asked, page.candidates, opts.dryRun, sender);
         all.push(...done.outcomes);

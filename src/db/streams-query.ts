@@ -70,8 +70,18 @@ function tryDatetime(s: string): Instant | null {
  * float; a decimal as a float; a datetime (any form `parseDatetime` reads) as a datetime and as an
  * instant inside a time range; `BEGIN/END` (two datetimes) as exactly that range. `3` thus finds an
  * int 3, a float 3.0 and a text "3"; types never mix further than that (no text "3.0" for `3`).
+ * A VALUE in JSON quotes (`"3"`) is only that text.
  */
 export function compileDistinguishingFilter(name: string, value: string): DistinguishingFilter {
+  // A JSON-quoted VALUE is that text and nothing else (how list prints a text that looks like a number).
+  if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
+    try {
+      const text: unknown = JSON.parse(value);
+      if (typeof text === 'string') return { name, equals: [{ type: 'text', value: text }], within: null };
+    } catch {
+      // Not valid JSON: taken literally below.
+    }
+  }
   const equals: StoredValue[] = [{ type: 'text', value }];
   if (INT.test(value)) {
     const n = Number(value);
