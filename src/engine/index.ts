@@ -21,6 +21,7 @@ export {
   EngineStateError,
   evaluationFromEvents,
   type PartitionSnapshot,
+  type RecentRow,
   type StreamRow,
   validateRow,
 } from './state.js';

@@ -3,7 +3,13 @@ import type { Instant } from '../timex/instant.js';
 import type { DistinguishingValues, FireCriterion, TriggerDefinition } from '../triggers/types.js';
 import type { Clock } from './clock.js';
 import type { Effect, StreamId } from './effects.js';
-import { EngineStateError, type PartitionSnapshot, type StreamRow, validateRow } from './state.js';
+import {
+  EngineStateError,
+  type PartitionSnapshot,
+  type RecentRow,
+  type StreamRow,
+  validateRow,
+} from './state.js';
 import { TimerQueue } from './timer-queue.js';
 
 /** Options of {@link PartitionEngine}. */
@@ -17,12 +23,40 @@ export interface PartitionEngineOptions {
    * partition 7, so ids are unique across partitions. Default: empty.
    */
   readonly idPrefix?: string;
+  /**
+   * How long, in microseconds of engine time, the message ids of a closed stream are remembered: an
+   * event arriving within that window with the message id of an event of a closed stream of the same
+   * trigger and key is ignored as a duplicate, instead of opening a new stream (a producer's resend, or
+   * the router's at-least-once redelivery after a crash). Default 0: message ids are remembered only
+   * while their stream is live (or superseded by a newer stream of its key and waiting to close).
+   */
+  readonly duplicateWindow?: number;
+}
+
+/**
+ * The message ids of the closed (or superseded) streams of one trigger and key, remembered until `due`
+ * (a timer entry, so they are forgotten in time order whatever order they were remembered in).
+ */
+class RecentlyClosed {
+  heapIndex = -1;
+  constructor(
+    /** Remembered until this time (inclusive). */
+    public due: Instant,
+    readonly seq: number,
+    readonly slot: TriggerSlot,
+    readonly key: string,
+    public streamId: StreamId,
+    public version: number,
+    readonly ids: Set<string>,
+  ) {}
 }
 
 /** Per-trigger state: the definition and its live streams by distinguishing key. */
 class TriggerSlot {
   /** The newest stream of each key; an older one may still wait in the timer queue to expire. */
   readonly streams = new Map<string, LiveStream>();
+  /** Closed streams' message ids by key, within the duplicate window (see PartitionEngineOptions). */
+  readonly recent = new Map<string, RecentlyClosed>();
   readonly criteria: readonly FireCriterion[];
 
   constructor(readonly def: TriggerDefinition) {
@@ -117,10 +151,23 @@ export class PartitionEngine {
   private effects: Effect[] = [];
   private nextSeq = 1;
   private current: Instant = Number.NEGATIVE_INFINITY;
+  private readonly duplicateWindow: number;
+  /** Every remembered key, by when it is forgotten. */
+  private readonly recentTimers = new TimerQueue<RecentlyClosed>();
+  private recentSeq = 0;
+  /** Remembered entries created or extended since the last {@link takeRecentChanges}. */
+  private readonly recentChanged = new Set<RecentlyClosed>();
 
   constructor(options: PartitionEngineOptions) {
     this.clock = options.clock;
     this.idPrefix = options.idPrefix ?? '';
+    const window = options.duplicateWindow ?? 0;
+    if (!Number.isFinite(window) || window < 0) {
+      throw new EngineStateError(
+        `duplicate window must be a non-negative number of microseconds, got ${window}`,
+      );
+    }
+    this.duplicateWindow = window;
     for (const def of options.triggers) {
       if (this.slots.has(def.name))
         throw new EngineStateError(`duplicate trigger name ${JSON.stringify(def.name)}`);
@@ -216,7 +263,25 @@ export class PartitionEngine {
       nextSeq: this.nextSeq,
       now: this.current === Number.NEGATIVE_INFINITY ? null : this.current,
       streams,
+      recent: [...this.recentTimers.values()].sort((a, b) => a.seq - b.seq).map((r) => this.recentRowOf(r)),
     };
+  }
+
+  /**
+   * The remembered closed-stream message ids created or extended since the last call (to persist with a
+   * checkpoint, so a new owner of the partition keeps dropping the same duplicates). Rows whose `until`
+   * has passed may be deleted by the store.
+   */
+  takeRecentChanges(): RecentRow[] {
+    const out: RecentRow[] = [];
+    for (const r of this.recentChanged) out.push(this.recentRowOf(r));
+    this.recentChanged.clear();
+    return out;
+  }
+
+  /** Number of trigger/key pairs whose closed streams' message ids are remembered. */
+  get rememberedKeys(): number {
+    return this.recentTimers.size;
   }
 
   /**
@@ -286,6 +351,12 @@ export class PartitionEngine {
     }
     this.nextSeq = Math.max(snapshot.nextSeq, maxSeq + 1);
     if (snapshot.now !== null && snapshot.now > this.current) this.current = snapshot.now;
+    for (const row of snapshot.recent ?? []) {
+      const slot = this.slots.get(row.trigger);
+      if (slot === undefined || row.until < this.current) continue;
+      this.remember(slot, row.key, row.streamId, row.version, row.until, row.messageIds);
+    }
+    this.recentChanged.clear();
   }
 
   // ---- internals --------------------------------------------------------------------------
@@ -298,7 +369,56 @@ export class PartitionEngine {
     if (now > this.current) this.current = now;
     const top = this.timers.peek();
     if (top !== undefined && top.due < this.current) this.runDue(this.current);
+    this.forgetRecent(this.current);
     return this.current;
+  }
+
+  /** Forgets remembered keys whose time ended before `now`. */
+  private forgetRecent(now: Instant): void {
+    const timers = this.recentTimers;
+    for (;;) {
+      const r = timers.peek();
+      if (r === undefined || !(r.due < now)) return;
+      timers.pop();
+      r.slot.recent.delete(r.key);
+      this.recentChanged.delete(r);
+    }
+  }
+
+  private remember(
+    slot: TriggerSlot,
+    key: string,
+    streamId: StreamId,
+    version: number,
+    until: Instant,
+    ids: Iterable<string>,
+  ): void {
+    let r = slot.recent.get(key);
+    if (r === undefined) {
+      r = new RecentlyClosed(until, ++this.recentSeq, slot, key, streamId, version, new Set(ids));
+      slot.recent.set(key, r);
+      this.recentTimers.push(r);
+    } else {
+      for (const id of ids) r.ids.add(id);
+      r.streamId = streamId;
+      r.version = version;
+      if (until > r.due) {
+        r.due = until;
+        this.recentTimers.update(r);
+      }
+    }
+    this.recentChanged.add(r);
+  }
+
+  private recentRowOf(r: RecentlyClosed): RecentRow {
+    return {
+      trigger: r.slot.def.name,
+      key: r.key,
+      streamId: r.streamId,
+      version: r.version,
+      until: r.due,
+      messageIds: [...r.ids],
+    };
   }
 
   private runDue(now: Instant): number {
@@ -311,6 +431,7 @@ export class PartitionEngine {
       this.close(s, now);
       closed++;
     }
+    this.forgetRecent(now);
     return closed;
   }
 
@@ -320,6 +441,17 @@ export class PartitionEngine {
     const pipeline = fire ? def.firePipeline : def.expirePipeline;
     if (s.slot.streams.get(s.key) === s) s.slot.streams.delete(s.key);
     s.version++;
+    if (this.duplicateWindow > 0 && s.ids !== null) {
+      const ids = s.ids;
+      this.remember(
+        s.slot,
+        s.key,
+        s.id,
+        s.version,
+        now + this.duplicateWindow,
+        typeof ids === 'string' ? [ids] : ids,
+      );
+    }
     this.effects.push({
       type: fire ? 'fired' : 'expired',
       streamId: s.id,
@@ -342,6 +474,19 @@ export class PartitionEngine {
     event: Event,
     now: Instant,
   ): void {
+    if (slot.recent.size > 0) {
+      const r = slot.recent.get(key);
+      if (r !== undefined && r.due >= now && r.ids.has(event.message_id)) {
+        this.effects.push({
+          type: 'duplicateIgnored',
+          streamId: r.streamId,
+          trigger: slot.def.name,
+          version: r.version,
+          messageId: event.message_id,
+        });
+        return;
+      }
+    }
     const s = slot.streams.get(key);
     if (s !== undefined && s.expireAt > now) {
       if (s.has(event.message_id)) {
@@ -370,6 +515,20 @@ export class PartitionEngine {
     const ts = event.timestamp;
     // Computed before anything changes, so a throwing expiration leaves the engine untouched.
     const expireAt = slot.def.expiration(ts, ts, now);
+    // A stream of the same key still waiting to close can take no more events: its message ids are
+    // remembered now, so a duplicate of one of them is not counted in the new stream.
+    const old = slot.streams.get(key);
+    if (old?.ids != null) {
+      const ids = old.ids;
+      this.remember(
+        slot,
+        key,
+        old.id,
+        old.version,
+        old.due + this.duplicateWindow,
+        typeof ids === 'string' ? [ids] : ids,
+      );
+    }
     const seq = this.nextSeq++;
     const s = new LiveStream(seq, this.idPrefix + seq, slot, flatten(key), ts, ts, expireAt);
     slot.streams.set(key, s);

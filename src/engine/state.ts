@@ -39,6 +39,22 @@ export interface PartitionSnapshot {
   readonly now: Instant | null;
   /** Live (active) streams, by ascending `seq`. */
   readonly streams: readonly StreamRow[];
+  /** Message ids of recently closed streams, remembered to drop late duplicates (absent: none). */
+  readonly recent?: readonly RecentRow[];
+}
+
+/**
+ * The message ids of the closed streams of one trigger and key, remembered until `until` (engine time)
+ * so that a duplicate arriving after its stream closed is ignored instead of opening a new stream.
+ */
+export interface RecentRow {
+  readonly trigger: string;
+  readonly key: string;
+  /** The last stream of the key that closed (named in the duplicateIgnored effect). */
+  readonly streamId: StreamId;
+  readonly version: number;
+  readonly until: Instant;
+  readonly messageIds: readonly string[];
 }
 
 /** A snapshot or stream row that cannot be loaded (corrupt, or for a different trigger config). */
