@@ -14,8 +14,9 @@ export type UuidBytes = Uint8Array;
 export const NIL_UUID: UuidBytes = new Uint8Array(16);
 
 // What Python's int(x, 16) accepts once the UUID constructor has stripped its decorations: an
-// optional sign, an optional 0x prefix, hex digits with single underscores between them.
-const PY_HEX_INT = /^[+-]?(?:0[xX](?:_?[0-9a-fA-F])+|[0-9a-fA-F](?:_?[0-9a-fA-F])*)$/;
+// optional `+` (a `-` is already gone with the hyphens), an optional 0x prefix, hex digits with
+// single underscores between them.
+const PY_HEX_INT = /^\+?(?:0[xX](?:_?[0-9a-fA-F])+|[0-9a-fA-F](?:_?[0-9a-fA-F])*)$/;
 
 /**
  * Reads a UUID as Python's `uuid.UUID(text)` does, or returns undefined where Python raises
