@@ -707,9 +707,7 @@ async function configAndUrl(opts: { config: string | undefined }, io: CliIo) {
 async function runList(opts: ListOptions, io: CliIo): Promise<number> {
   const { url } = await configAndUrl(opts, io);
   // One row more than asked tells whether the limit cut the list.
-  const rows = await usePool(url, (pool) =>
-    listStreams(pool, listQuery(opts, nowInstant(), opts.limit + 1)),
-  );
+  const rows = await usePool(url, (pool) => listStreams(pool, listQuery(opts, nowInstant(), opts.limit + 1)));
   const more = rows.length > opts.limit;
   const shown = more ? rows.slice(0, opts.limit) : rows;
   await write(
