@@ -7,12 +7,14 @@ import type { HandlerClass } from '../pipeline/handler.js';
 import { AtomPubHandler } from './atompub.js';
 import { LoggerHandler } from './logger.js';
 import { NotabeneHandler } from './notabene.js';
+import { UsageHandler } from './usage.js';
 import { WebhookHandler } from './webhook.js';
 
 export const BUILTIN_HANDLER_CLASSES: Readonly<Partial<Record<BuiltinHandler, HandlerClass>>> = Object.freeze(
   {
     logger: LoggerHandler,
     notabene: NotabeneHandler,
+    usage: UsageHandler,
     atompub: AtomPubHandler,
     webhook: WebhookHandler,
   },
