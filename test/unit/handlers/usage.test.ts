@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { BUILTIN_HANDLER_CLASSES } from '../../../src/handlers/index.js';
 import {
   EXISTS,
   EXISTS_FAILED,
@@ -18,7 +19,9 @@ import { NIL_UUID, parseUuid, uuidV5, uuidV5Bytes } from '../../../src/handlers/
 import type { Logger } from '../../../src/log.js';
 import { silentLogger } from '../../../src/log.js';
 import { datetime, type Event, int, type TraitValue, text } from '../../../src/model/event.js';
-import type { HandlerEnv } from '../../../src/pipeline/handler.js';
+import type { PipelineDefinition } from '../../../src/pipeline/definitions.js';
+import type { HandlerEnv, HandlerFactory, PublishPort } from '../../../src/pipeline/handler.js';
+import { runPipeline } from '../../../src/pipeline/runner.js';
 import { type Instant, parseDatetime, US_PER_DAY, US_PER_HOUR } from '../../../src/timex/instant.js';
 
 const at = (s: string): Instant => parseDatetime(s);
@@ -587,5 +590,48 @@ describe('usage handler: where the reference raises, the batch fails', () => {
         ]),
       UsageAuditError,
     );
+  });
+});
+
+describe('usage handler in the StackTach pipeline (usage, then notabene with env_keys)', () => {
+  test('the verdicts are new events and the notifications are published once each, keyed by message id', async () => {
+    const published: { topic: string; key: string | null; value: string }[] = [];
+    const publish: PublishPort = async (topic, messages) => {
+      for (const m of messages) published.push({ topic, key: m.key, value: m.value });
+    };
+    const pipeline: PipelineDefinition = {
+      name: 'test_fire_pipeline',
+      handlers: [
+        { name: 'usage', handler: { kind: 'builtin', name: 'usage' }, params: {} },
+        {
+          name: 'notabene',
+          handler: { kind: 'builtin', name: 'notabene' },
+          params: { queue_name: 'monitor.info', env_keys: ['usage_notifications'] },
+        },
+      ],
+    };
+    const create: HandlerFactory = (step) => {
+      const cls = BUILTIN_HANDLER_CLASSES[step.name as 'usage' | 'notabene'];
+      assert.ok(cls, `${step.name} is registered`);
+      return new cls(step.params, { log: silentLogger, publish });
+    };
+    const events = [op('compute.instance.rebuild.end', 2), exists(), op('foo', 30)];
+    const outcome = await runPipeline(pipeline, { events, env: envOf() }, create, silentLogger);
+    assert.ok(outcome.ok);
+    assert.deepEqual(
+      outcome.newEvents.map((e) => [e.event_type, e.traits.error_code?.value]),
+      [
+        [EXISTS_VERIFIED, undefined],
+        [EXISTS_FAILED, 'U0'],
+      ],
+    );
+    assert.deepEqual(
+      published.map((p) => [p.topic, p.key]),
+      outcome.newEvents.map((e) => ['monitor.info', e.message_id]),
+    );
+    const first = JSON.parse(published[0]!.value) as Record<string, unknown>;
+    assert.equal(first.event_type, EXISTS_VERIFIED);
+    assert.equal(first.original_message_id, EXISTS_ID);
+    assert.equal(first.launched_at, '2014-12-01T10:00:00.000000Z');
   });
 });
