@@ -22,10 +22,20 @@ import type { Event } from '../../../src/model/event.js';
 import { formatInstant, type Instant, nowInstant, parseDatetime } from '../../../src/timex/instant.js';
 import { distinguishingKey } from '../../../src/triggers/key.js';
 import type { DistinguishingValues } from '../../../src/triggers/types.js';
+import { PipelineService } from '../../../src/worker/pipeline-service.js';
 import { runCli } from '../../helpers/cli.js';
 import { INTEGRATION_TIMEOUT_MS, kafkaBrokers, uniqueName } from '../../helpers/integration.js';
 import { Inbox, startConsumer, testAdmin, testKafka, testTopic } from '../../helpers/kafka.js';
 import { migratedDatabase } from '../db/schema.js';
+import {
+  eventually,
+  isCompleted,
+  pipelineRig,
+  publishBatch,
+  recorded,
+  storeStream,
+  streamRow,
+} from '../pipeline/rig.js';
 
 const opts = { timeout: INTEGRATION_TIMEOUT_MS };
 const CONFIG = fileURLToPath(new URL('../../../etc/winchester.yaml', import.meta.url));
@@ -479,4 +489,50 @@ test('an unmigrated database says to run winchester db upgrade', opts, async (t0
   assert.equal(r.code, 1);
   assert.equal(r.stderrLines().length, 1, r.stderr);
   assert.match(r.stderr, /no winchester schema.*winchester db upgrade/);
+});
+
+test('end to end: a pipeline that failed for good runs again after streams retry, once', opts, async (t0) => {
+  const rig = await pipelineRig(t0, 'streams-cli');
+  const fire = await storeStream(rig, { pipeline: 'listed_pipe' });
+  const expire = await storeStream(rig, { kind: 'expire', pipeline: 'listed_pipe' });
+  await rig.db.pool.query(
+    sql.unsafe`INSERT INTO failing VALUES (${fire.batch.batchId}), (${expire.batch.batchId})`,
+  );
+  const service = await PipelineService.start({
+    config: await rig.loadConfig(),
+    kafka: rig.kafka,
+    pool: rig.db.pool,
+    log: rig.log,
+    maxWaitTimeInMs: 100,
+    heartbeatIntervalMs: 200,
+  });
+  rig.onStop(() => service.stop());
+  await publishBatch(rig, fire.batch.batchId, fire.value);
+  await publishBatch(rig, expire.batch.batchId, expire.value);
+  await eventually('both failed for good', () => service.worker.counts.failed === 2);
+  assert.equal((await streamRow(rig, fire.batch.streamId))?.state, 'error');
+  assert.equal((await streamRow(rig, expire.batch.streamId))?.state, 'expire_error');
+
+  // The cause is fixed; the operator retries every failed stream of the trigger, then the expired one by id.
+  await rig.db.pool.query(sql.unsafe`DELETE FROM failing`);
+  const byState = await runCli(
+    ['streams', 'retry', '--state', 'error', '--trigger', 'widgets', '-c', rig.configFile],
+    {
+      env: rig.env,
+    },
+  );
+  assert.equal(byState.code, 0, byState.stdout + byState.stderr);
+  assert.match(byState.stdoutLines()[0]!, new RegExp(`^retried  ${fire.batch.streamId}  error → retry_fire`));
+  const byId = await runCli(['streams', 'retry', expire.batch.streamId, '-c', rig.configFile], {
+    env: rig.env,
+  });
+  assert.equal(byId.code, 0, byId.stdout + byId.stderr);
+
+  await eventually('both completed after the retry', async () => (await recorded(rig)).size === 2);
+  await eventually('completions recorded', async () => isCompleted(rig, expire.batch.batchId));
+  assert.ok(await isCompleted(rig, fire.batch.batchId));
+  assert.deepEqual((await recorded(rig)).get(fire.batch.batchId), { commits: 1, events: 3 });
+  assert.deepEqual((await recorded(rig)).get(expire.batch.batchId), { commits: 1, events: 3 });
+  assert.equal(await streamRow(rig, fire.batch.streamId), null, 'completed and purged');
+  assert.equal(await streamRow(rig, expire.batch.streamId), null, 'completed and purged');
 });
