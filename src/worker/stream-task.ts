@@ -15,7 +15,7 @@ import type { Clock } from '../engine/clock.js';
 import type { Effect, StreamClosed, StreamId } from '../engine/effects.js';
 import { PartitionEngine } from '../engine/partition-engine.js';
 import { WinchesterError } from '../errors.js';
-import { batchIdOf, decodeStreamRecord, encodeBatch } from '../kafka/records.js';
+import { batchIdOf, decodeStreamRecord, encodeBatch, MAX_INLINE_BATCH_BYTES } from '../kafka/records.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { Event } from '../model/event.js';
 import { parseKey } from '../triggers/key.js';
@@ -43,6 +43,11 @@ export interface StreamTaskOptions {
   readonly checkpointMs?: number;
   /** Milliseconds clock for the checkpoint interval. Default Date.now. */
   readonly nowMs?: () => number;
+  /**
+   * Microseconds the message ids of a closed stream are remembered to ignore late duplicates
+   * (PartitionEngineOptions.duplicateWindow). Default 0.
+   */
+  readonly duplicateWindow?: number;
   /** Attempts of a checkpoint that fails retriably (Postgres unreachable). Default 5. */
   readonly checkpointAttempts?: number;
 }
@@ -133,6 +138,7 @@ export class StreamTask {
       triggers: options.triggers,
       clock: options.clock,
       idPrefix: `p${options.partition}-`,
+      duplicateWindow: options.duplicateWindow ?? 0,
     });
     this.engine.importState(claim.snapshot);
     for (const [trigger, active] of this.engine.activeStreamsByTrigger()) {
@@ -349,6 +355,8 @@ export class StreamTask {
         epoch: this.claim.epoch,
         offset: this.offset,
         nextSeq: this.nextSeq,
+        recent: this.engine.takeRecentChanges(),
+        now: Number.isFinite(this.engine.now) ? this.engine.now : null,
       },
       this.engine,
       outbox,
@@ -459,8 +467,13 @@ export class OutboxPublisher {
     const acked = this.nowMs();
     m.batchPublishDuration.observe((acked - started) / 1000);
     let fire = 0;
+    let byReference = 0;
+    const inline = this.options.maxInlineBatchBytes ?? MAX_INLINE_BATCH_BYTES;
     for (const row of rows) {
       if (row.kind === 'fire') fire++;
+      // The same test as batchValueFor, which the send function applies. A UTF-8 encoding is at most 3
+      // bytes per UTF-16 unit, so short payloads skip the byte count.
+      if (row.payload.length > inline / 3 && Buffer.byteLength(row.payload, 'utf8') > inline) byReference++;
       const closedAt = this.stamps.get(row.batchId);
       if (closedAt === undefined) continue;
       this.stamps.delete(row.batchId);
@@ -468,6 +481,7 @@ export class OutboxPublisher {
     }
     if (fire > 0) m.batchesPublished.labels({ kind: 'fire' }).inc(fire);
     if (rows.length > fire) m.batchesPublished.labels({ kind: 'expire' }).inc(rows.length - fire);
+    if (byReference > 0) m.batchesByReference.inc(byReference);
   }
 }
 
@@ -480,4 +494,9 @@ export interface OutboxPublisherOptions {
   readonly metrics?: WinchesterMetrics;
   /** Wall-clock ms. Default Date.now. */
   readonly nowMs?: () => number;
+  /**
+   * The inline limit the send function applies (`batchValueFor`), to count the batches published by
+   * reference. Default {@link MAX_INLINE_BATCH_BYTES}.
+   */
+  readonly maxInlineBatchBytes?: number;
 }

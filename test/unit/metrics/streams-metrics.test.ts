@@ -259,6 +259,24 @@ describe('streams stage metrics', () => {
     assert.equal((await histogramCount(metrics.fireLatency)).count, 0);
   });
 
+  test('batches over the inline limit are counted as published by reference', async () => {
+    const metrics = createMetrics();
+    const rows: OutboxRow[] = [
+      { id: 1, batchId: 'b1', streamId: 's1', kind: 'fire', messageKey: 'b1', payload: 'x'.repeat(10) },
+      { id: 2, batchId: 'b2', streamId: 's2', kind: 'fire', messageKey: 'b2', payload: 'é'.repeat(6) },
+      { id: 3, batchId: 'b3', streamId: 's3', kind: 'fire', messageKey: 'b3', payload: 'x'.repeat(11) },
+    ];
+    const publisher = new OutboxPublisher(
+      { unpublishedOutbox: async () => rows.splice(0), markPublished: async (ids) => ids.length },
+      async () => undefined,
+      500,
+      { metrics, maxInlineBatchBytes: 10 },
+    );
+    await publisher.flush();
+    assert.equal(await value(metrics, 'batchesPublished', { kind: 'fire' }), 3);
+    assert.equal(await value(metrics, 'batchesByReference'), 2, '12 UTF-8 bytes and 11 bytes are over 10');
+  });
+
   test('lost ownership counts a checkpoint conflict and takes the partition out of streams_active', async () => {
     const lost = new OwnershipLostError('se', 0, 'epoch', 'epoch 1 is no longer current');
     const { metrics, worker, consumer } = setup([], [lost], 2);
