@@ -1,7 +1,10 @@
 import { UsageError } from '../errors.js';
+import { type OpsServer, startOpsServer } from '../http/ops-server.js';
+import { fetchConsumerLag } from '../kafka/lag.js';
+import type { Admin } from '../kafka/types.js';
+import { ConsumerLagMonitor } from '../metrics/lag-monitor.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { PipelineService, pipelineGroupId } from '../worker/pipeline-service.js';
-import { pipelineMetricsOf } from '../worker/pipeline-worker.js';
 import { type CliIo, type Command, parseCommandArgs } from './io.js';
 import {
   loadWorkerConfig,
@@ -29,7 +32,9 @@ See docs/pipeline-worker.md.
 At start the handler modules are imported and every pipeline step is constructed once: a missing module
 or export, or params a handler refuses, exit 2 naming the file. Missing topics are created with
 kafka.partitions partitions. On SIGTERM or SIGINT the worker finishes the batch in hand, commits its
-offsets and leaves the group; a second signal exits at once. Logs are JSON lines on stdout.
+offsets and leaves the group; a second signal exits at once. Logs are JSON lines on stdout. Prometheus
+metrics, /healthz and /readyz (ready once the group is joined) listen on metrics.host:metrics.port
+(0 disables them).
 
 Options:
   -c, --config FILE   the configuration file (default: $WINCHESTER_CONFIG, else ./winchester.yaml);
@@ -62,23 +67,59 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const pool = await openWorkerPool(databaseUrl, { migrate: opts.migrate, log });
   try {
     const metrics = createMetrics();
-    const service = await PipelineService.start({
-      config,
-      kafka: workerKafka(config, log),
-      pool,
-      log,
-      metrics: pipelineMetricsOf(metrics),
-    });
-    const p = config.settings.pipeline_worker;
+    const kafka = workerKafka(config, log);
+    const service = await PipelineService.start({ config, kafka, pool, log, metrics });
+    const settings = config.settings;
+    const group = pipelineGroupId(settings.kafka.client_id);
+    let admin: Admin | undefined;
+    let lag: ConsumerLagMonitor | undefined;
+    let ops: OpsServer | undefined;
+    const stopAll = async () => {
+      await service.stop();
+      await lag?.stop();
+      await admin?.disconnect().catch(() => undefined);
+      await ops?.close();
+    };
+    try {
+      if (settings.metrics.port !== 0) {
+        const lagAdmin = kafka.admin();
+        admin = lagAdmin;
+        await lagAdmin.connect();
+        const monitor = new ConsumerLagMonitor({
+          metrics,
+          targets: [{ group, topic: settings.kafka.topics.batches }],
+          fetchLag: (g, topic) => fetchConsumerLag(lagAdmin, g, topic),
+          log,
+        });
+        lag = monitor;
+        monitor.start();
+        ops = await startOpsServer({
+          host: settings.metrics.host,
+          port: settings.metrics.port,
+          registry: metrics.registry,
+          ready: async () => {
+            const checks = service.readiness();
+            return { ready: Object.values(checks).every((c) => c === true), checks };
+          },
+          beforeMetrics: () => monitor.refreshIfStale(),
+          log,
+        });
+      }
+    } catch (error) {
+      await stopAll().catch(() => undefined);
+      throw error;
+    }
+    const p = settings.pipeline_worker;
     log('info', 'pipeline worker running', {
-      group: pipelineGroupId(config.settings.kafka.client_id),
-      topic: config.settings.kafka.topics.batches,
+      group,
+      topic: settings.kafka.topics.batches,
       pipelines: [...config.pipelines.keys()],
       max_retries: p.max_retries,
       concurrency: p.concurrency,
-      purge_completed_streams: config.settings.purge_completed_streams,
+      purge_completed_streams: settings.purge_completed_streams,
+      metrics_port: ops?.port ?? null,
     });
-    await untilSignalled(service, log);
+    await untilSignalled({ stop: stopAll }, log);
     log('info', 'pipeline worker stopped');
     return 0;
   } finally {

@@ -12,9 +12,10 @@ import { createTopics } from '../kafka/admin.js';
 import { createProducer } from '../kafka/kafka.js';
 import type { Admin, Consumer, Kafka, Producer } from '../kafka/types.js';
 import type { Logger } from '../log.js';
+import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { HandlerClass, HandlerContext, PublishPort } from '../pipeline/handler.js';
 import { checkPipelineHandlers, handlerFactory, loadHandlerClasses } from '../pipeline/registry.js';
-import { type PipelineMetricsPort, PipelineWorker } from './pipeline-worker.js';
+import { PipelineWorker, pipelineMetricsOf } from './pipeline-worker.js';
 import { producerSendPort } from './router.js';
 
 /** The consumer group of the pipeline workers, derived from kafka.client_id. */
@@ -28,7 +29,8 @@ export interface PipelineServiceOptions {
   readonly kafka: Kafka;
   readonly pool: DatabasePool;
   readonly log: Logger;
-  readonly metrics?: PipelineMetricsPort;
+  /** The process's metrics: the pipeline ones, plus rebalances, assigned partitions and database errors. */
+  readonly metrics?: WinchesterMetrics;
   /**
    * Handler name → class. Default: loaded from the configuration (built-ins and pipeline_handlers
    * modules). Tests pass their own.
@@ -54,13 +56,14 @@ export class PipelineService {
     private readonly producer: Producer,
     private readonly consumer: Consumer,
     private readonly log: Logger,
+    metrics: WinchesterMetrics | undefined,
   ) {
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       this.joined = true;
-      log('info', 'pipeline group joined', {
-        group: e.payload.groupId,
-        partitions: Object.values(e.payload.memberAssignment).flat().length,
-      });
+      const partitions = Object.values(e.payload.memberAssignment).flat().length;
+      metrics?.rebalances.labels({ group: e.payload.groupId }).inc();
+      metrics?.partitionsAssigned.labels({ stage: 'pipeline' }).set(partitions);
+      log('info', 'pipeline group joined', { group: e.payload.groupId, partitions });
     });
     consumer.on(consumer.events.CRASH, (e) => {
       this.joined = false;
@@ -139,13 +142,13 @@ export class PipelineService {
       backoff: { baseMs: Math.round(p.retry_backoff * 1000), maxMs: Math.round(p.retry_backoff_max * 1000) },
       concurrency: p.concurrency,
       log,
-      ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+      ...(options.metrics === undefined ? {} : { metrics: pipelineMetricsOf(options.metrics) }),
       ...(options.heartbeatIntervalMs === undefined
         ? {}
         : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
       ...(options.random === undefined ? {} : { random: options.random }),
     });
-    const service = new PipelineService(worker, producer, consumer, log);
+    const service = new PipelineService(worker, producer, consumer, log, options.metrics);
     try {
       await worker.start();
     } catch (error) {

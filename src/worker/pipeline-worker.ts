@@ -86,6 +86,8 @@ export interface PipelineMetricsPort {
   handler(handler: string, phase: 'handle' | 'commit' | 'rollback', seconds: number, failed: boolean): void;
   /** New events a pipeline emitted (fed back to the stream-events topic). */
   newEvents(pipeline: string, count: number): void;
+  /** Postgres was unreachable during `operation` (retried). */
+  databaseError(operation: string): void;
 }
 
 type LabelledCounter<L extends string> = { inc(labels: Partial<Record<L, string>>, value?: number): void };
@@ -104,6 +106,7 @@ export function pipelineMetricsOf(m: {
   readonly handlerFailures: LabelledCounter<'handler' | 'phase'>;
   readonly pipelineNewEvents: LabelledCounter<'pipeline'>;
   readonly pipelineRetries: LabelledCounter<'pipeline'>;
+  readonly databaseErrors: LabelledCounter<'operation'>;
 }): PipelineMetricsPort {
   return {
     batch: (pipeline, kind, outcome) => m.pipelineBatches.inc({ pipeline, kind, outcome }),
@@ -119,6 +122,7 @@ export function pipelineMetricsOf(m: {
     newEvents: (pipeline, count) => {
       if (count > 0) m.pipelineNewEvents.inc({ pipeline }, count);
     },
+    databaseError: (operation) => m.databaseErrors.inc({ operation }),
   };
 }
 
@@ -322,11 +326,11 @@ export class PipelineWorker {
       o.log('warn', 'batch names no pipeline: dead-lettered', where);
       return this.finish(label, b.kind, 'dead_lettered');
     }
-    if (await this.db(() => o.store.isCompleted(b.batchId), 'looking up completed batches')) {
+    if (await this.db(() => o.store.isCompleted(b.batchId), 'is_completed')) {
       o.log('info', 'batch already completed: skipped', where);
       return this.finish(label, b.kind, 'skipped_duplicate');
     }
-    const stored = await this.db(() => o.store.streamState(b.streamId), 'reading the stream state');
+    const stored = await this.db(() => o.store.streamState(b.streamId), 'stream_state');
     const decision = decideForState(stored?.state ?? null, b.kind);
     if (decision.action === 'skip') {
       o.log('info', 'batch skipped', { ...where, state: stored?.state ?? null, why: decision.why });
@@ -336,7 +340,7 @@ export class PipelineWorker {
     if (decision.action === 'resume') {
       const moved = await this.db(
         () => o.store.moveStream(b.streamId, decision.from, decision.to, version),
-        'resuming a retried stream',
+        'resume_stream',
       );
       if (moved === null) {
         o.log('warn', 'batch skipped: the stream changed while being resumed', {
@@ -380,7 +384,7 @@ export class PipelineWorker {
               running: runningState(b.kind),
               purge: o.purgeCompletedStreams,
             }),
-          'recording completion',
+          'complete_batch',
         );
         this.counts.newEvents += outcome.newEvents.length;
         o.metrics?.newEvents(pipeline.name, outcome.newEvents.length);
@@ -448,7 +452,7 @@ export class PipelineWorker {
     const to = failedState(b.kind);
     const moved = await this.db(
       () => o.store.moveStream(b.streamId, runningState(b.kind), to, version),
-      'marking the stream failed',
+      'fail_stream',
     );
     if (moved === null)
       o.log('warn', 'pipeline failed, but the stream changed meanwhile: state left as is', {
@@ -478,10 +482,7 @@ export class PipelineWorker {
     }
     if (message.type === 'inline') return { ok: true, batch: message.batch };
     const ref = message.reference;
-    const payload = await this.db(
-      () => this.options.store.outboxPayload(ref.batchId),
-      'reading a batch reference',
-    );
+    const payload = await this.db(() => this.options.store.outboxPayload(ref.batchId), 'outbox_payload');
     if (payload === null) {
       return {
         ok: false,
@@ -560,16 +561,22 @@ export class PipelineWorker {
     }
   }
 
-  /** Runs a Postgres operation, retrying (with backoff) while the database is unreachable. */
-  private async db<T>(op: () => Promise<T>, what: string): Promise<T> {
+  /**
+   * Runs a Postgres operation, retrying (with backoff) while the database is unreachable. `operation` is
+   * the bounded label of `winchester_database_errors_total`.
+   */
+  private async db<T>(op: () => Promise<T>, operation: string): Promise<T> {
     const attempts = this.options.databaseAttempts ?? 8;
     for (let attempt = 1; ; attempt++) {
       try {
         return await op();
       } catch (error) {
-        if (!(error instanceof WinchesterError) || !error.retriable || attempt >= attempts) throw error;
+        if (!(error instanceof WinchesterError) || !error.retriable) throw error;
+        this.options.metrics?.databaseError(operation);
+        if (attempt >= attempts) throw error;
         const delay = backoffDelay(attempt, { baseMs: 200, maxMs: 5000 }, this.random);
-        this.options.log('warn', `${what}: database unavailable, retrying`, {
+        this.options.log('warn', 'database unavailable: retrying', {
+          operation,
           attempt,
           retry_in_ms: delay,
           error: error.message,

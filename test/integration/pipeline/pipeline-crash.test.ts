@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { type AddressInfo, createServer } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { TestScope } from '../../helpers/integration.js';
@@ -20,11 +21,11 @@ const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const ENTRY = "import { main } from './src/main.ts'; process.exitCode = await main(process.argv.slice(1));";
 
 /** `winchester pipeline-worker -c <rig config>` in a child process; its JSON log lines are collected. */
-function startChild(t: TestScope, rig: PipelineRig) {
+function startChild(t: TestScope, rig: PipelineRig, env: Record<string, string> = {}) {
   const child: ChildProcess = spawn(
     process.execPath,
     ['--import', 'tsx', '--input-type=module', '-e', ENTRY, 'pipeline-worker', '-c', rig.configFile],
-    { cwd: ROOT, env: { ...process.env, ...rig.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: ROOT, env: { ...process.env, ...rig.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const lines: Record<string, unknown>[] = [];
   let stderr = '';
@@ -54,6 +55,22 @@ function startChild(t: TestScope, rig: PipelineRig) {
   return { child, lines, exited, stderr: () => stderr };
 }
 
+/** A TCP port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+async function scrape(port: number): Promise<string> {
+  const r = await fetch(`http://127.0.0.1:${port}/metrics`);
+  return r.text();
+}
+
 test('SIGKILL between commit() and the completion record: after a restart the batch runs again, its effect is there once', {
   timeout: 120_000,
 }, async (t) => {
@@ -72,8 +89,22 @@ test('SIGKILL between commit() and the completion record: after a restart the ba
   // A new worker of the same group gets the partition (once the dead member's session times out), the
   // batch is delivered again and, not being recorded complete, runs again: commit() is called a second
   // time, and the handler's batch_id-keyed write leaves one effect.
-  const second = startChild(t, rig);
+  const port = await freePort();
+  const second = startChild(t, rig, {
+    WINCHESTER_METRICS_PORT: String(port),
+    WINCHESTER_METRICS_HOST: '127.0.0.1',
+  });
   await eventually('completion recorded after the restart', () => isCompleted(rig, s.batch.batchId), 60_000);
+  await eventually('the batch counted', async () =>
+    (await scrape(port)).includes(
+      'winchester_pipeline_batches_total{pipeline="die_pipe",kind="fire",outcome="completed"} 1',
+    ),
+  );
+  const metrics = await scrape(port);
+  assert.match(metrics, /winchester_handler_duration_seconds_count\{handler="recorder",phase="commit"\} 1/);
+  assert.match(metrics, /winchester_partitions_assigned\{stage="pipeline"\} 2/);
+  const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+  assert.equal(ready.status, 200);
   const rows = await recorded(rig);
   assert.equal(rows.size, 1);
   assert.deepEqual(rows.get(s.batch.batchId), { commits: 2, events: 3 });
