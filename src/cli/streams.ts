@@ -75,7 +75,8 @@ Looks into the streams the trigger workers keep in PostgreSQL, and runs failed o
 
 Filters (list):
   --trigger NAME              the trigger's name
-  --state STATE               one of ${STREAM_STATES.join(', ')}
+  --state STATE               one of active, firing, expiring, error, expire_error,
+                              completed, retry_fire, retry_expire
   --distinguishing NAME=VALUE a distinguishing value (repeat for several; all must match).
                               VALUE matches a text equal to it; a number also matches an int or
                               float equal to it; a datetime also matches a datetime value, or a
@@ -349,6 +350,7 @@ export function formatDistinguishing(values: DistinguishingValues): string {
 
 /** A trait value for the table (same rules as distinguishing values). */
 function traitText(t: TraitValue): string {
+  // A trait value is a distinguishing value without the range case: the same printed form.
   return formatDistinguishingValue(t);
 }
 
@@ -714,6 +716,7 @@ async function runList(opts: ListOptions, io: CliIo): Promise<number> {
     io.stdout,
     opts.format === 'json' ? shown.map((s) => `${streamSummaryJson(s)}\n`).join('') : formatListTable(shown),
   );
+  if (shown.length === 0 && opts.format === 'table') await write(io.stderr, 'winchester: no streams match\n');
   if (more) {
     await write(
       io.stderr,

@@ -215,6 +215,10 @@ test(
     assert.equal(table.stderr, 'winchester: showing the first 2 streams; more match (raise --limit)\n');
     const exact = await runCli(['streams', 'list', '-c', CONFIG, '--limit', '4'], { env });
     assert.equal(exact.stderr, '');
+    const empty = await runCli(['streams', 'list', '-c', CONFIG, '--trigger', 'nope'], { env });
+    assert.equal(empty.code, 0);
+    assert.equal(empty.stdoutLines().length, 1, 'the header');
+    assert.equal(empty.stderr, 'winchester: no streams match\n');
   },
 );
 

@@ -184,6 +184,11 @@ describe('parseStreamsArgs', () => {
     const help = await runCli(['streams', '--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /^Usage: winchester streams list/);
+    const stateHelp = help.stdout.slice(
+      help.stdout.indexOf('\n  --state STATE'),
+      help.stdout.indexOf('\n  --distinguishing NAME'),
+    );
+    for (const state of STREAM_STATES) assert.match(stateHelp, new RegExp(`\\b${state}\\b`), state);
     const top = await runCli(['--help']);
     assert.match(top.stdout, /\n {2}streams +list, show and retry/);
   });
