@@ -540,3 +540,52 @@ test('end to end: a pipeline that failed for good runs again after streams retry
   assert.equal(await streamRow(rig, fire.batch.streamId), null, 'completed and purged');
   assert.equal(await streamRow(rig, expire.batch.streamId), null, 'completed and purged');
 });
+
+test(
+  'retry: a batch that cannot be produced after the move is reported; a second retry produces it',
+  opts,
+  async (t0) => {
+    const db = await migratedDatabase(t0, 'it_streams_unpub');
+    const kafka = testKafka(uniqueName('streams-unpub'));
+    const admin = await testAdmin(t0, kafka);
+    const topic = await testTopic(t0, admin, 'it-streams-unpub');
+    await insertStream(db.pool, { id: 'e1', state: 'error', version: 2, first: t('2014-08-01') });
+    const payload = await insertOutbox(db.pool, 'e1', 'fire', [ev('m1', '2014-08-01T01:00:00Z')]);
+    const base = { DATABASE_URL: db.url, KAFKA_BROKERS: kafkaBrokers() };
+
+    // Kafka answers, but the topic does not exist (the broker does not create topics on produce).
+    const missing = `${topic}-missing`;
+    const r = await runCli(['streams', 'retry', 'e1', '--timeout', '3', '-c', CONFIG], {
+      env: { ...base, WINCHESTER_KAFKA_TOPICS_BATCHES: missing },
+    });
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stdoutLines()[0]!,
+      /^failed {2}e1 {2}moved to retry_fire, but batch e1:fire could not be produced \(producing to \S+: .+\); run 'winchester streams retry e1' again$/,
+    );
+    assert.equal(r.stdoutLines()[1], '0 retried, 0 republished, 0 skipped, 1 not produced');
+    assert.match(r.stderr, /^winchester: producing to \S+-missing: /);
+    assert.equal(r.stderrLines().length, 1);
+    assert.deepEqual(await stateOf(db.pool, 'e1'), { state: 'retry_fire', version: 3 });
+
+    const inbox = new Inbox();
+    await startConsumer(
+      t0,
+      kafka.consumer({ groupId: uniqueName('streams-unpub-group') }),
+      topic,
+      inbox.handler('c'),
+    );
+    const again = await runCli(['streams', 'retry', 'e1', '-c', CONFIG], {
+      env: { ...base, WINCHESTER_KAFKA_TOPICS_BATCHES: topic },
+    });
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.deepEqual(again.stdoutLines(), [
+      `republished  e1  already retry_fire; batch e1:fire produced again to ${topic}`,
+      '0 retried, 1 republished, 0 skipped',
+    ]);
+    const [got] = await inbox.waitFor(1, 30_000);
+    assert.equal(got?.key, 'e1');
+    assert.equal(got?.value, payload);
+    assert.deepEqual(await stateOf(db.pool, 'e1'), { state: 'retry_fire', version: 3 });
+  },
+);
