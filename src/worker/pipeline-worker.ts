@@ -550,15 +550,19 @@ export class PipelineWorker {
     ]);
   }
 
-  /** Waits `ms` in short slices; false as soon as the consumer stops or the batch goes stale. */
+  /**
+   * Waits `ms` in slices of at most 200 ms (through the injected sleep, so tests need no clock); false as
+   * soon as the consumer stops or the batch goes stale.
+   */
   private async wait(ms: number, alive: Alive): Promise<boolean> {
-    const end = performance.now() + ms;
-    for (;;) {
+    let left = ms;
+    while (left > 0) {
       if (!alive()) return false;
-      const left = end - performance.now();
-      if (left <= 0) return true;
-      await this.sleep(Math.min(left, 200));
+      const slice = Math.min(left, 200);
+      await this.sleep(slice);
+      left -= slice;
     }
+    return alive();
   }
 
   /**
