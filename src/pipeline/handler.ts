@@ -8,6 +8,10 @@
  *    counted; the other handlers still commit.
  * 3. When one throws, `rollback()` runs on each, and the batch is retried later, then marked failed.
  *
+ * Delivery is at least once: a crash after `commit()` and before the pipeline worker records the batch
+ * complete runs the batch, and `commit()`, again (docs/pipeline-worker.md). Make side effects idempotent
+ * by `env.batch_id`, which is the same on every delivery of a batch.
+ *
  * Events of the final list whose `message_id` was not in the input are new events: they go back into
  * trigger processing as they are (not re-distilled).
  *
