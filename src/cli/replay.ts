@@ -320,7 +320,11 @@ async function run(args: string[], io: CliIo): Promise<number> {
     : null;
   const input = await openInput(opts.input, io);
 
-  const engine = new PartitionEngine({ triggers: config.triggers, clock: new EventTimeClock(0) });
+  const engine = new PartitionEngine({
+    triggers: config.triggers,
+    clock: new EventTimeClock(0),
+    duplicateWindow: Math.round(config.settings.duplicate_window * 1e6),
+  });
   const sink = new ReplaySink();
   let events = 0;
   let unmatchedNotifications = 0;

@@ -200,6 +200,13 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
     port: int(9464, 'HTTP port; 0 disables the endpoint.', 0, 65535),
     host: str('0.0.0.0', 'Address to listen on.'),
   }),
+  duplicate_window: seconds(
+    3600,
+    'Seconds (of the clock the streams run on) that the message ids of a fired or expired stream are ' +
+      'remembered: a notification arriving again within that time (a resend, or a redelivery after a worker ' +
+      'crash) is ignored instead of opening a new stream. The reference drops duplicates for as long as it ' +
+      'keeps events; 0 remembers them only while their stream is open.',
+  ),
   trigger_worker: section('The trigger worker: the route stage and the streams stage.', {
     start_from: oneOf(
       ['earliest', 'latest'] as const,

@@ -101,7 +101,7 @@ export class CheckpointCollector {
    * matter while a stream is live).
    */
   build(
-    at: Pick<Checkpoint, 'topic' | 'partition' | 'epoch' | 'offset' | 'nextSeq'>,
+    at: Pick<Checkpoint, 'topic' | 'partition' | 'epoch' | 'offset' | 'nextSeq' | 'recent' | 'now'>,
     engine: LiveStreamSource,
     outbox: readonly OutboxWrite[] = [],
   ): Checkpoint {

@@ -13,7 +13,7 @@
  */
 
 import type { StreamId, StreamState } from '../engine/effects.js';
-import type { PartitionSnapshot, StreamRow } from '../engine/state.js';
+import type { PartitionSnapshot, RecentRow, StreamRow } from '../engine/state.js';
 import { WinchesterError } from '../errors.js';
 import type { Event, TraitValue } from '../model/event.js';
 import type { Instant } from '../timex/instant.js';
@@ -107,6 +107,10 @@ export interface Checkpoint {
   /** In arrival order (ties on timestamp read back in this order). */
   readonly events: readonly StreamEventWrite[];
   readonly outbox: readonly OutboxWrite[];
+  /** Remembered message ids of closed streams created or extended since the last checkpoint. */
+  readonly recent?: readonly RecentRow[];
+  /** The engine's time: remembered rows whose `until` is before it are deleted. */
+  readonly now?: Instant | null;
 }
 
 /** An outbox row waiting to be produced. */
@@ -205,6 +209,17 @@ export class CheckpointStore {
           WHERE s.topic = ${topic} AND s.partition = ${partition} AND s.state = 'active'
           ORDER BY s.seq`);
         const liveStreams = rows.map((r) => rowToStream(r));
+        const recentRows = await tx.any(sql.unsafe`
+          SELECT trigger, key, stream_id, version, until, message_ids FROM recent_closed
+          WHERE topic = ${topic} AND partition = ${partition}`);
+        const recent: RecentRow[] = recentRows.map((r) => ({
+          trigger: String(r.trigger),
+          key: String(r.key),
+          streamId: String(r.stream_id),
+          version: toInt(r.version, 'recent version'),
+          until: toInt(r.until, 'recent until'),
+          messageIds: (r.message_ids as unknown[]).map(String),
+        }));
         const nextSeq = toInt(claim.next_seq, 'next_seq');
         return {
           topic,
@@ -213,7 +228,7 @@ export class CheckpointStore {
           offset: claim.offset === null ? null : toInt(claim.offset, 'offset'),
           nextSeq,
           liveStreams,
-          snapshot: { nextSeq, now: null, streams: liveStreams },
+          snapshot: { nextSeq, now: null, streams: liveStreams, recent },
         };
       });
     } catch (error) {
@@ -248,6 +263,7 @@ export class CheckpointStore {
         await updateStreams(tx, cp);
         await insertEvents(tx, cp.events);
         await insertOutbox(tx, cp.outbox);
+        await writeRecent(tx, cp);
       });
     } catch (error) {
       throw toDatabaseError(error, `checkpointing ${topic}[${partition}]`);
@@ -509,4 +525,35 @@ async function insertOutbox(
       kind text, message_key text, payload text)) WITH ORDINALITY
       AS x(batch_id, stream_id, kind, message_key, payload, n)
     ORDER BY x.n`);
+}
+
+async function writeRecent(tx: DatabaseTransactionConnection, cp: Checkpoint): Promise<void> {
+  const recent = cp.recent ?? [];
+  if (recent.length > 0) {
+    // One statement for all rows: the id lists travel as JSON (a text[][] cannot be ragged).
+    const rows = JSON.stringify(
+      recent.map((r) => ({
+        trigger: r.trigger,
+        key: r.key,
+        stream_id: r.streamId,
+        version: r.version,
+        until: r.until,
+        message_ids: r.messageIds,
+      })),
+    );
+    await tx.query(sql.unsafe`
+      INSERT INTO recent_closed (topic, partition, trigger, key, stream_id, version, until, message_ids)
+      SELECT ${cp.topic}, ${cp.partition}, r.trigger, r.key, r.stream_id, r.version, r.until,
+        ARRAY(SELECT jsonb_array_elements_text(r.message_ids))
+      FROM jsonb_to_recordset(${rows}::jsonb)
+        AS r(trigger text, key text, stream_id text, version integer, until bigint, message_ids jsonb)
+      ON CONFLICT (topic, partition, trigger, key) DO UPDATE SET
+        stream_id = excluded.stream_id, version = excluded.version, until = excluded.until,
+        message_ids = excluded.message_ids`);
+  }
+  const now = cp.now;
+  if (now !== undefined && now !== null && Number.isSafeInteger(now)) {
+    await tx.query(sql.unsafe`
+      DELETE FROM recent_closed WHERE topic = ${cp.topic} AND partition = ${cp.partition} AND until < ${now}`);
+  }
 }

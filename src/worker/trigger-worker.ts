@@ -159,6 +159,7 @@ export class TriggerWorker {
           partition,
           triggers: config.triggers,
           clock: clockFor(settings.clock.mode, lateness, now),
+          duplicateWindow: Math.round(settings.duplicate_window * 1e6),
           checkpointRecords: settings.trigger_worker.checkpoint_records,
           checkpointMs: Math.round(settings.trigger_worker.checkpoint_interval * 1000),
         }),

@@ -64,6 +64,48 @@ async function count(pool: DatabasePool, table: 'streams' | 'stream_events' | 'o
 }
 
 describe('CheckpointStore', () => {
+  test(
+    'remembered message ids of closed streams survive a re-claim and are deleted once their time passed',
+    opts,
+    async (t) => {
+      const db = await migratedDatabase(t, 'it_ckpt_recent');
+      const store = new CheckpointStore(db.pool);
+      const claim = await store.claimPartition('events', 3);
+      const row = (key: string, until: number, ids: string[]) => ({
+        trigger: 'instance_usage',
+        key,
+        streamId: `s-${key}`,
+        version: 4,
+        until,
+        messageIds: ids,
+      });
+      await store.checkpoint(
+        checkpoint(claim.epoch, {
+          recent: [row('a', T0 + HOUR, ['m1', 'm2']), row('b', T0 + 2 * HOUR, ['m3'])],
+          now: T0,
+        }),
+      );
+      // The key closed again: its row is replaced by the engine's union of ids and its later time.
+      await store.checkpoint(
+        checkpoint(claim.epoch, { recent: [row('a', T0 + 3 * HOUR, ['m1', 'm2', 'm4'])], now: T0 }),
+      );
+      const again = await store.claimPartition('events', 3);
+      assert.deepEqual(
+        [...(again.snapshot.recent ?? [])].sort((x, y) => x.key.localeCompare(y.key)),
+        [row('a', T0 + 3 * HOUR, ['m1', 'm2', 'm4']), row('b', T0 + 2 * HOUR, ['m3'])],
+      );
+      // Time passes beyond b's window: the next checkpoint deletes it, a's stays.
+      await store.checkpoint(checkpoint(again.epoch, { now: T0 + 2 * HOUR + 1 }));
+      const third = await store.claimPartition('events', 3);
+      assert.deepEqual(
+        (third.snapshot.recent ?? []).map((r) => r.key),
+        ['a'],
+      );
+      const other = await store.claimPartition('events', 4);
+      assert.deepEqual(other.snapshot.recent, [], 'rows belong to their partition');
+    },
+  );
+
   test('claim, checkpoint, re-claim: the engine resumes from what was committed', opts, async (t) => {
     const db = await migratedDatabase(t, 'it_ckpt');
     const store = new CheckpointStore(db.pool);
@@ -120,7 +162,7 @@ describe('CheckpointStore', () => {
         messageIds: ['m-b', 'm-a'],
       },
     ]);
-    assert.deepEqual(second.snapshot, { nextSeq: 3, now: null, streams: second.liveStreams });
+    assert.deepEqual(second.snapshot, { nextSeq: 3, now: null, streams: second.liveStreams, recent: [] });
     assert.deepEqual(
       (await store.loadStreamEvents('p3-1')).map((e) => e.message_id),
       ['m-a', 'm-b'],
