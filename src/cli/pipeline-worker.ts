@@ -4,6 +4,7 @@ import { fetchConsumerLag } from '../kafka/lag.js';
 import type { Admin } from '../kafka/types.js';
 import { ConsumerLagMonitor } from '../metrics/lag-monitor.js';
 import { createMetrics } from '../metrics/metrics.js';
+import { loadHandlerClasses } from '../pipeline/registry.js';
 import { PipelineService, pipelineGroupId } from '../worker/pipeline-service.js';
 import { type CliIo, type Command, parseCommandArgs } from './io.js';
 import {
@@ -64,11 +65,16 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const log = workerLogger(config, io, 'pipeline');
   for (const w of config.warnings)
     log('warn', 'configuration', { problem: w.message, file: w.file, line: w.line });
+  // Handler modules first: a missing module or export exits 2 before any service is contacted.
+  const handlerClasses = await loadHandlerClasses(config.handlers, {
+    pipelines: config.pipelines,
+    configFile: path,
+  });
   const pool = await openWorkerPool(databaseUrl, { migrate: opts.migrate, log });
   try {
     const metrics = createMetrics();
     const kafka = workerKafka(config, log);
-    const service = await PipelineService.start({ config, kafka, pool, log, metrics });
+    const service = await PipelineService.start({ config, kafka, pool, log, metrics, handlerClasses });
     const settings = config.settings;
     const group = pipelineGroupId(settings.kafka.client_id);
     let admin: Admin | undefined;
