@@ -364,6 +364,7 @@ export class PipelineWorker {
       return this.finish(label, b.kind, 'failed');
     }
 
+    o.log('debug', 'batch running', { ...where, events: b.events.length });
     const started = performance.now();
     let attempt = 0;
     for (;;) {

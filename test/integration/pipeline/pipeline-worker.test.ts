@@ -262,3 +262,38 @@ test('new events a pipeline emits reach the stream-events topic as records the s
   const done = rig.logs.find((l) => l.msg === 'batch completed');
   assert.equal(done?.fields.new_events, 1);
 });
+
+test('stop while a batch runs: it finishes, completes, and its offset is committed, so a new worker does not run it again', {
+  timeout: INTEGRATION_TIMEOUT_MS,
+}, async (t) => {
+  const rig = await pipelineRig(t, 'stop');
+  const slow = await storeStream(rig, { pipeline: 'slow_pipe' });
+  const first = await startWorker(rig);
+  await publishBatch(rig, slow.batch.batchId, slow.value);
+  await eventually('the batch is running', () =>
+    rig.logs.some((l) => l.msg === 'batch running' && l.fields.batch_id === slow.batch.batchId),
+  );
+  await first.stop();
+  assert.ok(
+    await isCompleted(rig, slow.batch.batchId),
+    'the in-flight batch finished before the stop returned',
+  );
+  assert.deepEqual((await recorded(rig)).get(slow.batch.batchId), { commits: 1, events: 3 });
+
+  const admin = rig.kafka.admin();
+  await admin.connect();
+  rig.onStop(() => admin.disconnect());
+  const [offsets] = await admin.fetchOffsets({
+    groupId: `${rig.env.WINCHESTER_KAFKA_CLIENT_ID}.pipeline`,
+    topics: [rig.topics.batches],
+  });
+  const committed = (offsets?.partitions ?? []).map((p) => Number(p.offset)).filter((o) => o >= 0);
+  assert.deepEqual(committed, [1], 'the one record is committed');
+
+  const second = await startWorker(rig);
+  const other = await storeStream(rig);
+  await publishBatch(rig, other.batch.batchId, other.value);
+  await eventually('the next batch completes', async () => isCompleted(rig, other.batch.batchId));
+  assert.equal(second.worker.counts.skippedDuplicate, 0, 'the stopped batch was not delivered again');
+  assert.deepEqual((await recorded(rig)).get(slow.batch.batchId), { commits: 1, events: 3 });
+});

@@ -48,6 +48,7 @@ export class Recorder {
     this.events = events;
     const n = (attempts.get(env.batch_id) ?? 0) + 1;
     attempts.set(env.batch_id, n);
+    if (this.p.sleep_ms !== undefined) await new Promise((resolve) => setTimeout(resolve, this.p.sleep_ms));
     if (this.p.fail_first !== undefined && n <= this.p.fail_first) throw new Error('failing on purpose, attempt ' + n);
     if (this.p.fail_when_listed) {
       const r = await query(this.p.database, 'SELECT 1 FROM failing WHERE batch_id = $1', [env.batch_id]);
@@ -108,6 +109,9 @@ listed_pipe:
 emit_pipe:
   - name: recorder
     params: {database: ${db}, emit: widget.verdict}
+slow_pipe:
+  - name: recorder
+    params: {database: ${db}, sleep_ms: 1500}
 die_pipe:
   - name: recorder
     params: {database: ${db}, die_after_first_commit: true}
