@@ -106,6 +106,11 @@ class StreamsMetricsSync {
   }
 }
 
+/** PostgreSQL refused or could not be reached (as opposed to Kafka, or a bug). */
+function isDatabaseError(error: unknown): boolean {
+  return error instanceof DatabaseError || error instanceof DatabaseUnavailableError;
+}
+
 type BatchPayload = Pick<EachBatchPayload, 'batch' | 'heartbeat' | 'isRunning' | 'isStale'>;
 
 /** Runs stream tasks for the partitions the group assigns to this member. */
@@ -162,7 +167,7 @@ export class StreamsWorker {
       try {
         task = await StreamTask.claim(o.taskOptions(partition));
       } catch (error) {
-        o.metrics?.databaseErrors.labels({ operation: 'claim_partition' }).inc();
+        if (isDatabaseError(error)) o.metrics?.databaseErrors.labels({ operation: 'claim_partition' }).inc();
         throw error;
       }
       this.tasks.set(partition, task);
@@ -198,7 +203,7 @@ export class StreamsWorker {
       }
       // Anything else (Postgres down past the retries): forget the partition's state so the next batch
       // re-claims from the last checkpoint, and let kafkajs retry the batch.
-      o.metrics?.databaseErrors.labels({ operation: 'checkpoint' }).inc();
+      if (isDatabaseError(error)) o.metrics?.databaseErrors.labels({ operation: 'checkpoint' }).inc();
       throw error;
     }
     this.syncMetrics(task);
@@ -227,8 +232,7 @@ export class StreamsWorker {
         o.log?.('warn', 'informational offset commit failed', { error: String(error) });
       });
     await o.publisher.flush().catch((error: unknown) => {
-      const database = error instanceof DatabaseError || error instanceof DatabaseUnavailableError;
-      (database ? o.metrics?.databaseErrors : o.metrics?.kafkaErrors)
+      (isDatabaseError(error) ? o.metrics?.databaseErrors : o.metrics?.kafkaErrors)
         ?.labels({ operation: 'publish_batches' })
         .inc();
       o.log?.('warn', 'publishing batches failed; retried after the next checkpoint', {
