@@ -214,6 +214,14 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
       'Where the route stage starts in the notifications topic when its consumer group has no committed ' +
         'offset yet: `earliest` (everything the topic retains) or `latest` (only what arrives from now on).',
     ),
+    max_notification_bytes: int(
+      1024 * 1024,
+      'Notifications larger than this many bytes are sent to the dead-letter topic (reason `too_large`) ' +
+        'without being distilled; dead-lettered values over 512 KiB are cut (header ' +
+        '`winchester-truncated-from`).',
+      1024,
+      100 * 1024 * 1024,
+    ),
     tick_interval: seconds(
       1,
       'How often the route stage sends a time tick to every stream-events partition, so quiet partitions ' +

@@ -60,6 +60,30 @@ export interface RouterOptions {
   readonly triggers: readonly TriggerDefinition[];
   readonly streamEventsTopic: string;
   readonly deadLetterTopic: string;
+  /**
+   * Notifications larger than this (bytes) are dead-lettered as `too_large` without being distilled.
+   * Default {@link DEFAULT_MAX_NOTIFICATION_BYTES}.
+   */
+  readonly maxNotificationBytes?: number;
+}
+
+/** Default of {@link RouterOptions.maxNotificationBytes}: 1 MiB, the broker's default message limit. */
+export const DEFAULT_MAX_NOTIFICATION_BYTES = 1024 * 1024;
+/** Largest stream-events record value produced: the broker refuses messages over 1 MiB by default. */
+export const MAX_RECORD_BYTES = 900 * 1024;
+/** Dead-lettered values are cut to this many bytes (header `winchester-truncated-from` gives the size). */
+export const MAX_DEAD_LETTER_VALUE_BYTES = 512 * 1024;
+
+/** Whether a record appended to `out` from index `from` on has a value over {@link MAX_RECORD_BYTES}. */
+function tooLarge(out: readonly OutboundMessage[], from: number): boolean {
+  for (let i = from; i < out.length; i++) {
+    const v = (out[i] as OutboundMessage).value;
+    // A string's UTF-8 size is at most 3 bytes per UTF-16 unit: measure only when it could be too big.
+    if (typeof v === 'string' && v.length * 3 > MAX_RECORD_BYTES && Buffer.byteLength(v) > MAX_RECORD_BYTES) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /** The pure routing core. Holds only counters and the highest event time routed. */
@@ -103,6 +127,18 @@ export class Router {
         out.push(this.deadLetter(topic, partition, m, 'empty_value', 'the record has no value'));
         continue;
       }
+      if (m.value.length > this.maxNotificationBytes) {
+        out.push(
+          this.deadLetter(
+            topic,
+            partition,
+            m,
+            'too_large',
+            `the notification is ${m.value.length} bytes, more than trigger_worker.max_notification_bytes (${this.maxNotificationBytes})`,
+          ),
+        );
+        continue;
+      }
       const r = distiller.distillJson(m.value.toString('utf8'));
       if (!r.ok) {
         if (r.kind === 'unmatched') counts.unmatched++;
@@ -112,7 +148,28 @@ export class Router {
       const event = r.event;
       counts.events++;
       if (event.timestamp > this.highest) this.highest = event.timestamp;
+      const before = out.length;
       const joined = appendEventRecords(out, event, triggers, streamEventsTopic, counts.matched);
+      if (joined > 0 && tooLarge(out, before)) {
+        // A record the broker would refuse would block the partition forever: dead-letter the notification.
+        out.length = before;
+        for (let i = 0; i < triggers.length; i++) {
+          if ((triggers[i] as TriggerDefinition).match(event, event.timestamp).matched) {
+            counts.matched[i] = (counts.matched[i] as number) - 1;
+          }
+        }
+        out.push(
+          this.deadLetter(
+            topic,
+            partition,
+            m,
+            'event_too_large',
+            `its event's stream-events record would be more than ${MAX_RECORD_BYTES} bytes`,
+          ),
+        );
+        counts.events--;
+        continue;
+      }
       counts.records += joined;
       if (joined === 0) counts.joinedNone++;
     }
@@ -129,6 +186,10 @@ export class Router {
     return out;
   }
 
+  private get maxNotificationBytes(): number {
+    return this.options.maxNotificationBytes ?? DEFAULT_MAX_NOTIFICATION_BYTES;
+  }
+
   private deadLetter(
     topic: string,
     partition: number,
@@ -137,18 +198,21 @@ export class Router {
     detail: string,
   ): OutboundMessage {
     this.counts.deadLettered[reason] = (this.counts.deadLettered[reason] ?? 0) + 1;
-    return {
-      topic: this.options.deadLetterTopic,
-      key: m.key,
-      value: m.value,
-      headers: {
-        'winchester-reason': reason,
-        'winchester-detail': detail.length > 1000 ? `${detail.slice(0, 1000)}…` : detail,
-        'winchester-topic': topic,
-        'winchester-partition': String(partition),
-        'winchester-offset': m.offset,
-      },
+    const headers: Record<string, string> = {
+      'winchester-reason': reason,
+      'winchester-detail': detail.length > 1000 ? `${detail.slice(0, 1000)}…` : detail,
+      'winchester-topic': topic,
+      'winchester-partition': String(partition),
+      'winchester-offset': m.offset,
     };
+    let value = m.value;
+    if (value !== null && value.length > MAX_DEAD_LETTER_VALUE_BYTES) {
+      // The dead-letter topic has the broker's usual 1 MiB limit: keep the head of the value and say so
+      // (the original stays in the input topic at the offset in the headers while it is retained).
+      headers['winchester-truncated-from'] = String(value.length);
+      value = value.subarray(0, MAX_DEAD_LETTER_VALUE_BYTES);
+    }
+    return { topic: this.options.deadLetterTopic, key: m.key, value, headers };
   }
 }
 

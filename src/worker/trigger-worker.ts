@@ -15,6 +15,7 @@ import { createProducer } from '../kafka/kafka.js';
 import { batchValueFor, MAX_INLINE_BATCH_BYTES } from '../kafka/records.js';
 import type { Admin, Consumer, Kafka, Producer } from '../kafka/types.js';
 import type { Logger } from '../log.js';
+import type { WinchesterMetrics } from '../metrics/metrics.js';
 import { type Instant, nowInstant } from '../timex/instant.js';
 import { type OutboundMessage, producerSendPort, Router, RouterWorker } from './router.js';
 import { OutboxPublisher } from './stream-task.js';
@@ -34,6 +35,8 @@ export interface TriggerWorkerOptions {
   readonly kafka: Kafka;
   readonly pool: DatabasePool;
   readonly log: Logger;
+  /** Where both stages' metrics go (none when absent). */
+  readonly metrics?: WinchesterMetrics;
   /** Default `all`. */
   readonly stages?: TriggerStages;
   /** Wall-clock time (ticks in wall mode, engine clocks). Default: the machine clock. */
@@ -97,19 +100,25 @@ export class TriggerWorker {
     const send = producerSendPort(producer);
     const store = new CheckpointStore(options.pool);
     const maxInline = options.maxInlineBatchBytes ?? MAX_INLINE_BATCH_BYTES;
-    const publisher = new OutboxPublisher(store, async (rows) => {
-      const messages: OutboundMessage[] = rows.map((row) => {
-        const value = batchValueFor(row, maxInline);
-        if (value !== row.payload) {
-          log('info', 'batch published by reference (larger than the inline limit)', {
-            batch_id: row.batchId,
-            bytes: Buffer.byteLength(row.payload),
-          });
-        }
-        return { topic: topics.batches, key: row.messageKey, value };
-      });
-      await send(messages);
-    });
+    const publisher = new OutboxPublisher(
+      store,
+      async (rows) => {
+        const messages: OutboundMessage[] = rows.map((row) => {
+          const value = batchValueFor(row, maxInline);
+          if (value !== row.payload) {
+            log('info', 'batch published by reference (larger than the inline limit)', {
+              batch_id: row.batchId,
+              bytes: Buffer.byteLength(row.payload),
+            });
+            options.metrics?.batchesByReference.inc();
+          }
+          return { topic: topics.batches, key: row.messageKey, value };
+        });
+        await send(messages);
+      },
+      500,
+      options.metrics === undefined ? {} : { metrics: options.metrics },
+    );
     const distiller = config.distiller;
     const router =
       stages === 'streams' || distiller === null
@@ -119,6 +128,7 @@ export class TriggerWorker {
             triggers: config.triggers,
             streamEventsTopic: topics.stream_events,
             deadLetterTopic: topics.dead_letter,
+            maxNotificationBytes: settings.trigger_worker.max_notification_bytes,
           });
     if (stages !== 'streams' && distiller === null) {
       log(
@@ -163,6 +173,7 @@ export class TriggerWorker {
           checkpointRecords: settings.trigger_worker.checkpoint_records,
           checkpointMs: Math.round(settings.trigger_worker.checkpoint_interval * 1000),
         }),
+        ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
       });
       await this.streamsWorker.start();
       log('info', 'streams stage started', { group: groups.streams, topic: topics.stream_events });
@@ -181,6 +192,7 @@ export class TriggerWorker {
         now,
         fromBeginning: settings.trigger_worker.start_from === 'earliest',
         onError: (message) => log('warn', message),
+        ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
       });
       await this.routerWorker.start();
       log('info', 'route stage started', { group: groups.route, topic: topics.notifications });

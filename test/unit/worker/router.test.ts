@@ -98,6 +98,60 @@ describe('Router (pure core)', () => {
     assert.deepEqual(b, a);
   });
 
+  test('oversize input is dead-lettered, never produced: a notification over the limit, an event too large to send', () => {
+    const [n] = [...generateNotifications({ seed: 5, instances: 1, days: 1, count: 1 })];
+    const notification = n as Record<string, unknown>;
+    const small = new Router({
+      distiller: config.distiller!,
+      triggers: config.triggers,
+      streamEventsTopic: 'se',
+      deadLetterTopic: 'dl',
+      maxNotificationBytes: 2000,
+    });
+    const huge = JSON.stringify({ ...notification, padding: 'x'.repeat(5 * 1024 * 1024) });
+    const out = small.route('n', 0, [msg(7, huge, 'k')]);
+    assert.equal(out.length, 1);
+    const dl = out[0] as OutboundMessage;
+    assert.equal(dl.topic, 'dl');
+    assert.equal(dl.headers?.['winchester-reason'], 'too_large');
+    assert.equal(dl.headers?.['winchester-truncated-from'], String(Buffer.byteLength(huge)));
+    assert.equal(
+      (dl.value as Buffer).length,
+      512 * 1024,
+      'the dead-lettered value is cut to what the topic takes',
+    );
+    assert.deepEqual({ ...small.counts.deadLettered }, { too_large: 1 });
+
+    // Within the notification limit, but the display_name trait (event_definitions.yaml) carries 2 MB:
+    // every stream-events record would be refused by the broker.
+    const payload = (notification.payload ?? {}) as Record<string, unknown>;
+    const bloated = JSON.stringify({
+      ...notification,
+      payload: { ...payload, display_name: 'y'.repeat(2_000_000) },
+    });
+    const normal = router();
+    assert.ok(normal.route('n', 0, [msg(1, JSON.stringify(notification))]).some((m) => m.topic === 'se'));
+    const big = new Router({
+      distiller: config.distiller!,
+      triggers: config.triggers,
+      streamEventsTopic: 'se',
+      deadLetterTopic: 'dl',
+      maxNotificationBytes: 10 * 1024 * 1024,
+    });
+    const res = big.route('n', 0, [msg(2, bloated)]);
+    assert.deepEqual(
+      res.map((m) => [m.topic, m.headers?.['winchester-reason']]),
+      [['dl', 'event_too_large']],
+    );
+    assert.deepEqual(
+      big.counts.matched,
+      big.counts.matched.map(() => 0),
+      'not counted as matched',
+    );
+    assert.equal(big.counts.records, 0);
+    assert.equal(big.counts.events, 0);
+  });
+
   test('ticks go to every partition explicitly', () => {
     const ticks = router().ticks(3, 5_000_000);
     assert.deepEqual(
