@@ -456,16 +456,36 @@ describe('helm chart', () => {
         'triggerWorker:\n  stage: sideways\n',
         /'\/triggerWorker\/stage': value must be one of 'all', 'route', 'streams'/,
       ],
-      ['a misspelt top-level key', 'triggerWorkers:\n  replicaCount: 3\n', /additional properties 'triggerWorkers' not allowed/],
-      ['an unknown SASL mechanism', 'kafka:\n  sasl:\n    mechanism: gssapi\n', /'\/kafka\/sasl\/mechanism': value must be one of 'none', 'plain'/],
-      ['a broker without a port', 'kafka:\n  brokers: [kafka]\n', /'\/kafka\/brokers\/0': '[^']*' does not match pattern/],
-      ['a database URL that is not postgres', 'database:\n  url: mysql://x@y/z\n', /'\/database\/url': '[^']*' does not match pattern/],
+      [
+        'a misspelt top-level key',
+        'triggerWorkers:\n  replicaCount: 3\n',
+        /additional properties 'triggerWorkers' not allowed/,
+      ],
+      [
+        'an unknown SASL mechanism',
+        'kafka:\n  sasl:\n    mechanism: gssapi\n',
+        /'\/kafka\/sasl\/mechanism': value must be one of 'none', 'plain'/,
+      ],
+      [
+        'a broker without a port',
+        'kafka:\n  brokers: [kafka]\n',
+        /'\/kafka\/brokers\/0': '[^']*' does not match pattern/,
+      ],
+      [
+        'a database URL that is not postgres',
+        'database:\n  url: mysql://x@y/z\n',
+        /'\/database\/url': '[^']*' does not match pattern/,
+      ],
       [
         'a bad resource quantity',
         'pipelineWorker:\n  resources:\n    limits:\n      memory: lots\n',
         /'\/pipelineWorker\/resources\/limits\/memory'/,
       ],
-      ['a metrics port out of range', 'metrics:\n  port: 70000\n', /'\/metrics\/port': maximum: got 70,000, want 65,535/],
+      [
+        'a metrics port out of range',
+        'metrics:\n  port: 70000\n',
+        /'\/metrics\/port': maximum: got 70,000, want 65,535/,
+      ],
     ];
     for (const [what, values, message] of cases) {
       test(`${what}: helm lint and helm template fail`, () => {
