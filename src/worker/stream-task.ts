@@ -15,7 +15,7 @@ import type { Clock } from '../engine/clock.js';
 import type { Effect, StreamClosed, StreamId } from '../engine/effects.js';
 import { PartitionEngine } from '../engine/partition-engine.js';
 import { WinchesterError } from '../errors.js';
-import { batchIdOf, decodeStreamRecord, encodeBatch, MAX_INLINE_BATCH_BYTES } from '../kafka/records.js';
+import { batchIdOf, decodeStreamRecord, encodeBatch } from '../kafka/records.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { Event } from '../model/event.js';
 import { parseKey } from '../triggers/key.js';
@@ -468,7 +468,7 @@ export class OutboxPublisher {
     m.batchPublishDuration.observe((acked - started) / 1000);
     let fire = 0;
     let byReference = 0;
-    const inline = this.options.maxInlineBatchBytes ?? MAX_INLINE_BATCH_BYTES;
+    const inline = this.options.maxInlineBatchBytes ?? Number.POSITIVE_INFINITY;
     for (const row of rows) {
       if (row.kind === 'fire') fire++;
       // The same test as batchValueFor, which the send function applies. A UTF-8 encoding is at most 3
@@ -495,8 +495,9 @@ export interface OutboxPublisherOptions {
   /** Wall-clock ms. Default Date.now. */
   readonly nowMs?: () => number;
   /**
-   * The inline limit the send function applies (`batchValueFor`), to count the batches published by
-   * reference. Default {@link MAX_INLINE_BATCH_BYTES}.
+   * The inline limit the send function applies (`batchValueFor`, default `MAX_INLINE_BATCH_BYTES`).
+   * When given, batches over it are counted in `batches_by_reference_total` once their publication is
+   * acknowledged; leave it out when the send function counts them itself.
    */
   readonly maxInlineBatchBytes?: number;
 }
