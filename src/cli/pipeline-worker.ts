@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.js';
+import { UsageError, WinchesterError } from '../errors.js';
 import { type OpsServer, startOpsServer } from '../http/ops-server.js';
 import { fetchConsumerLag } from '../kafka/lag.js';
 import type { Admin } from '../kafka/types.js';
@@ -74,7 +74,21 @@ async function run(args: string[], io: CliIo): Promise<number> {
   try {
     const metrics = createMetrics();
     const kafka = workerKafka(config, log);
-    const service = await PipelineService.start({ config, kafka, pool, log, metrics, handlerClasses });
+    // A consumer kafkajs gives up on stops the process (exit 1) instead of leaving it idle but alive.
+    const fatal = new AbortController();
+    let fatalError: unknown;
+    const service = await PipelineService.start({
+      config,
+      kafka,
+      pool,
+      log,
+      metrics,
+      handlerClasses,
+      onFatal: (error) => {
+        fatalError ??= error;
+        fatal.abort();
+      },
+    });
     const settings = config.settings;
     const group = pipelineGroupId(settings.kafka.client_id);
     let admin: Admin | undefined;
@@ -125,7 +139,13 @@ async function run(args: string[], io: CliIo): Promise<number> {
       purge_completed_streams: settings.purge_completed_streams,
       metrics_port: ops?.port ?? null,
     });
-    await untilSignalled({ stop: stopAll }, log);
+    await untilSignalled({ stop: stopAll }, log, fatal.signal);
+    if (fatalError !== undefined) {
+      throw new WinchesterError(
+        `the pipeline consumer stopped and cannot restart: ${fatalError instanceof Error ? fatalError.message : String(fatalError)}`,
+        { cause: fatalError },
+      );
+    }
     log('info', 'pipeline worker stopped');
     return 0;
   } finally {

@@ -44,6 +44,11 @@ export interface PipelineServiceOptions {
   readonly heartbeatIntervalMs?: number;
   /** Backoff jitter source (tests). Default Math.random. */
   readonly random?: () => number;
+  /**
+   * Called when the consumer crashed and kafkajs will not restart it (a non-retriable error): the
+   * process should stop and exit non-zero so that it is restarted, rather than live on consuming nothing.
+   */
+  readonly onFatal?: (error: unknown) => void;
 }
 
 /** A running pipeline worker process. Create with {@link PipelineService.start}. */
@@ -57,6 +62,7 @@ export class PipelineService {
     private readonly consumer: Consumer,
     private readonly log: Logger,
     metrics: WinchesterMetrics | undefined,
+    onFatal: ((error: unknown) => void) | undefined,
   ) {
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       this.joined = true;
@@ -72,6 +78,7 @@ export class PipelineService {
         error: error instanceof Error ? error.message : String(error),
         restart: e.payload.restart,
       });
+      if (!e.payload.restart) onFatal?.(error);
     });
   }
 
@@ -148,7 +155,7 @@ export class PipelineService {
         : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
       ...(options.random === undefined ? {} : { random: options.random }),
     });
-    const service = new PipelineService(worker, producer, consumer, log, options.metrics);
+    const service = new PipelineService(worker, producer, consumer, log, options.metrics, options.onFatal);
     try {
       await worker.start();
     } catch (error) {
