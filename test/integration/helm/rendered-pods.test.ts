@@ -1,0 +1,216 @@
+// The chart's pods, run for real: the migration Job and both worker Deployments are rendered by helm, and
+// each container's args and environment (Secret references resolved from the rendered Secret, the rendered
+// ConfigMap written to a directory that stands in for the /etc/winchester mount) start a winchester process
+// against the test Kafka and PostgreSQL. Nothing else of the caller's environment reaches it, so this proves
+// the chart's wiring: the variable names, the config files, the probe paths and port, and a graceful SIGTERM.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { sql } from '../../../src/db/pool.js';
+import { testDatabase } from '../../helpers/db.js';
+import { kafkaBrokers, uniqueName } from '../../helpers/integration.js';
+import { testKafka } from '../../helpers/kafka.js';
+import { WinchesterProcess } from '../../helpers/process.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const chart = join(root, 'helm/winchester');
+const entry = join(root, 'test/helpers/winchester-entry.ts');
+
+// biome-ignore lint/suspicious/noExplicitAny: rendered manifests are untyped trees navigated by path
+type Manifest = Record<string, any>;
+
+function helmBinary(): string {
+  const r = spawnSync('bash', [join(root, 'scripts/helm.sh')], { encoding: 'utf8', timeout: 30 * 60_000 });
+  assert.equal(r.status, 0, `scripts/helm.sh could not provide helm:\n${r.stderr}`);
+  return r.stdout.trim();
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function render(helm: string, values: Record<string, unknown>): Manifest[] {
+  const dir = mkdtempSync(join(tmpdir(), 'winchester-pods-values-'));
+  try {
+    const file = join(dir, 'values.yaml');
+    writeFileSync(file, JSON.stringify(values));
+    const r = spawnSync(helm, ['template', 'it', chart, '--namespace', 'it', '-f', file], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { PATH: process.env.PATH, HOME: dir, KUBECONFIG: join(dir, 'none') },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return parseAllDocuments(r.stdout)
+      .map((d) => d.toJS() as Manifest | null)
+      .filter((d): d is Manifest => d !== null);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function find(docs: Manifest[], kind: string, name: string): Manifest {
+  const d = docs.find((x) => x.kind === kind && x.metadata?.name === name);
+  assert.ok(d, `no ${kind}/${name}`);
+  return d;
+}
+
+interface Pod {
+  args: string[];
+  env: Record<string, string>;
+  probes: { liveness: string; readiness: string; port: number };
+  grace: number;
+}
+
+/**
+ * What the kubelet would give the first container of a pod template: args, and env with secretKeyRefs
+ * resolved; `/etc/winchester` (the ConfigMap mount) becomes `configDir`, holding the ConfigMap's files.
+ */
+function podOf(docs: Manifest[], workload: Manifest, configDir: string): Pod {
+  const spec = workload.spec.template.spec;
+  const [c] = spec.containers;
+  const configMap = find(
+    docs,
+    'ConfigMap',
+    spec.volumes.find((v: Manifest) => v.name === 'config').configMap.name,
+  );
+  mkdirSync(configDir, { recursive: true });
+  for (const [name, text] of Object.entries(configMap.data as Record<string, string>)) {
+    writeFileSync(join(configDir, name), `${text}\n`);
+  }
+  const mount = (s: string) => s.replaceAll('/etc/winchester/', `${configDir}/`);
+  const env: Record<string, string> = {};
+  for (const e of c.env as Manifest[]) {
+    if (e.value !== undefined) env[e.name] = mount(String(e.value));
+    else if (e.valueFrom?.secretKeyRef) {
+      const secret = find(docs, 'Secret', e.valueFrom.secretKeyRef.name);
+      env[e.name] = secret.stringData[e.valueFrom.secretKeyRef.key];
+    } else assert.fail(`unexpected env source for ${e.name}`);
+  }
+  const port = (name: unknown) =>
+    typeof name === 'number' ? name : c.ports.find((p: Manifest) => p.name === name).containerPort;
+  return {
+    args: (c.args as string[]).map(mount),
+    env,
+    probes: {
+      liveness: c.livenessProbe?.httpGet.path,
+      readiness: c.readinessProbe?.httpGet.path,
+      port: c.readinessProbe ? port(c.readinessProbe.httpGet.port) : 0,
+    },
+    grace: spec.terminationGracePeriodSeconds ?? 30,
+  };
+}
+
+function run(t: { after(fn: () => unknown): void }, pod: Pod): WinchesterProcess {
+  // Only the pod's environment (and PATH for node): the chart must provide everything the process needs.
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...pod.args], {
+    cwd: root,
+    env: { PATH: process.env.PATH, ...pod.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const p = new WinchesterProcess(child);
+  t.after(() => p.kill());
+  return p;
+}
+
+async function probe(port: number, path: string): Promise<number> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000) });
+    await r.arrayBuffer();
+    return r.status;
+  } catch {
+    return 0;
+  }
+}
+
+async function untilReady(p: WinchesterProcess, pod: Pod, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 0;
+  while (Date.now() < deadline) {
+    if (p.child.exitCode !== null) break;
+    last = await probe(pod.probes.port, pod.probes.readiness);
+    if (last === 200) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.fail(
+    `${pod.args[0]} not ready on :${pod.probes.port}${pod.probes.readiness} (last status ${last}, exit ${p.child.exitCode}); ` +
+      `log: ${JSON.stringify(p.lines.slice(-5))}; stderr: ${p.stderr.slice(-1500)}`,
+  );
+}
+
+test('the rendered migration Job and worker pods run: schema upgraded, workers ready on their probes, graceful on SIGTERM', {
+  timeout: 240_000,
+}, async (t) => {
+  const helm = helmBinary();
+  const db = await testDatabase(t, 'helm_pods');
+  const clientId = uniqueName('it-helm');
+  const topics = {
+    WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: `${clientId}.notifications`,
+    WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: `${clientId}.stream-events`,
+    WINCHESTER_KAFKA_TOPICS_BATCHES: `${clientId}.batches`,
+    WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: `${clientId}.dead-letter`,
+  };
+  const kafka = testKafka('it-helm-pods');
+  const admin = kafka.admin();
+  await admin.connect();
+  t.after(async () => {
+    await admin.deleteTopics({ topics: Object.values(topics), timeout: 10_000 }).catch(() => undefined);
+    await admin.disconnect();
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'winchester-pods-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const [triggerPort, pipelinePort] = [await freePort(), await freePort()];
+  const values = (port: number) => ({
+    database: { url: db.url },
+    kafka: { brokers: kafkaBrokers().split(','), clientId },
+    metrics: { port },
+    // Small partitions keep the test's topics cheap; the topic names keep it apart from everything else.
+    extraEnv: [
+      { name: 'WINCHESTER_KAFKA_PARTITIONS', value: '2' },
+      ...Object.entries(topics).map(([name, value]) => ({ name, value })),
+    ],
+  });
+  const triggerDocs = render(helm, values(triggerPort));
+  const pipelineDocs = render(helm, values(pipelinePort));
+
+  // The migration Job, with its hook Secret and ConfigMap.
+  const job = podOf(triggerDocs, find(triggerDocs, 'Job', 'it-winchester-migrate'), join(dir, 'migrate'));
+  const migrate = run(t, job);
+  const code = await migrate.exit();
+  assert.equal(code, 0, `migration failed: ${JSON.stringify(migrate.lines)} ${migrate.stderr}`);
+  assert.ok(
+    migrate.lines.some((l) => typeof l.raw === 'string' && /database schema upgraded/.test(l.raw)),
+    JSON.stringify(migrate.lines),
+  );
+  const applied = await db.pool.oneFirst(sql.unsafe`SELECT count(*)::int FROM schema_migrations`);
+  assert.ok(Number(applied) > 0, 'migrations recorded');
+
+  for (const [docs, name] of [
+    [triggerDocs, 'it-winchester-trigger-worker'],
+    [pipelineDocs, 'it-winchester-pipeline-worker'],
+  ] as const) {
+    const pod = podOf(docs, find(docs, 'Deployment', name), join(dir, name));
+    const p = run(t, pod);
+    await untilReady(p, pod, 90_000);
+    assert.equal(await probe(pod.probes.port, pod.probes.liveness), 200, `${name} liveness`);
+    const metrics = await (await fetch(`http://127.0.0.1:${pod.probes.port}/metrics`)).text();
+    assert.match(metrics, /^winchester_/m, `${name} serves winchester metrics`);
+    const started = Date.now();
+    const exit = await p.terminate(pod.grace * 1000);
+    assert.equal(exit, 0, `${name} exit after SIGTERM; stderr: ${p.stderr.slice(-1500)}`);
+    assert.ok(
+      Date.now() - started < pod.grace * 1000,
+      `${name} stopped within terminationGracePeriodSeconds`,
+    );
+  }
+});
