@@ -160,7 +160,7 @@ describe('helm chart', () => {
         assert.equal(pod.automountServiceAccountToken, false);
         assert.equal(pod.serviceAccountName, 'rel-winchester');
         const [c] = pod.containers;
-        assert.equal(c.image, 'ghcr.io/winchester-kafka/winchester:0.1.0');
+        assert.equal(c.image, 'winchester:0.1.0');
         assert.deepEqual(c.args, command);
         assert.deepEqual(c.ports, [{ name: 'metrics', containerPort: 9464, protocol: 'TCP' }]);
         assert.equal(c.livenessProbe.httpGet.path, '/healthz');
