@@ -5,12 +5,40 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { parse } from 'yaml';
 import { createMetrics } from '../../../src/metrics/metrics.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const files = join(root, 'helm/winchester/files');
 
+/** Paths of the settings in a values tree: leaves, lists and empty maps; non-empty maps are walked. */
+function settingPaths(value: unknown, path: string[] = []): string[] {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length > 0) {
+    return Object.entries(value).flatMap(([k, v]) => settingPaths(v, [...path, k]));
+  }
+  return [path.join('.')];
+}
+
+function hasPath(tree: unknown, path: string): boolean {
+  let node = tree;
+  for (const part of path.split('.')) {
+    if (node === null || typeof node !== 'object' || !(part in node)) return false;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return true;
+}
+
 describe('helm chart files', () => {
+  test('ci/all-options-values.yaml sets every setting of values.yaml', () => {
+    const chart = join(root, 'helm/winchester');
+    const defaults = parse(readFileSync(join(chart, 'values.yaml'), 'utf8')) as unknown;
+    const all = parse(readFileSync(join(chart, 'ci/all-options-values.yaml'), 'utf8')) as unknown;
+    const paths = settingPaths(defaults);
+    assert.ok(paths.length > 100, `only ${paths.length} settings found`);
+    const missing = paths.filter((p) => !hasPath(all, p));
+    assert.deepEqual(missing, [], 'settings of values.yaml that ci/all-options-values.yaml leaves out');
+  });
+
   for (const name of ['winchester.yaml', 'event_definitions.yaml', 'triggers.yaml', 'pipelines.yaml']) {
     test(`files/${name} is byte-identical to etc/${name} (copy it again after editing etc/)`, () => {
       // latin1: one character per byte, so equal strings are equal bytes.
