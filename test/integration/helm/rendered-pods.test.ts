@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { sql } from '../../../src/db/pool.js';
 import { testDatabase } from '../../helpers/db.js';
-import { kafkaBrokers, uniqueName } from '../../helpers/integration.js';
+import { kafkaBrokers, type TestScope, uniqueName } from '../../helpers/integration.js';
 import { testKafka } from '../../helpers/kafka.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -145,7 +145,7 @@ class Proc {
   }
 }
 
-function run(t: { after(fn: () => unknown): void }, pod: Pod): Proc {
+function run(t: TestScope, pod: Pod): Proc {
   // Only the pod's environment (and PATH for node): the chart must provide everything the process needs.
   const child = spawn(
     process.execPath,
@@ -188,9 +188,11 @@ async function untilReady(p: Proc, pod: Pod, timeoutMs: number): Promise<void> {
   );
 }
 
-test('the rendered migration Job and worker pods run: schema upgraded, workers ready on their probes, graceful on SIGTERM', {
-  timeout: 240_000,
-}, async (t) => {
+/**
+ * A fresh database, unique topics and consumer groups, and the chart rendered for them with the metrics
+ * port `port`; then the rendered migration Job runs, as Helm's pre-install hook would before the workers.
+ */
+async function installed(t: TestScope, dir: string): Promise<{ docs: Manifest[]; port: number }> {
   const helm = helmBinary();
   const db = await testDatabase(t, 'helm_pods');
   const clientId = uniqueName('it-helm');
@@ -200,43 +202,54 @@ test('the rendered migration Job and worker pods run: schema upgraded, workers r
     WINCHESTER_KAFKA_TOPICS_BATCHES: `${clientId}.batches`,
     WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: `${clientId}.dead-letter`,
   };
-  const kafka = testKafka('it-helm-pods');
-  const admin = kafka.admin();
+  const admin = testKafka('it-helm-pods').admin();
   await admin.connect();
   t.after(async () => {
     await admin.deleteTopics({ topics: Object.values(topics), timeout: 10_000 }).catch(() => undefined);
     await admin.disconnect();
   });
-  const dir = mkdtempSync(join(tmpdir(), 'winchester-pods-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-
-  const [triggerPort, pipelinePort] = [await freePort(), await freePort()];
-  const values = (port: number) => ({
+  const port = await freePort();
+  const docs = render(helm, {
     database: { url: db.url },
     kafka: { brokers: kafkaBrokers().split(','), clientId },
     metrics: { port },
-    // Small partitions keep the test's topics cheap; the topic names keep it apart from everything else.
+    // Two partitions keep the test's topics cheap; the topic names keep it apart from everything else.
     extraEnv: [
       { name: 'WINCHESTER_KAFKA_PARTITIONS', value: '2' },
       ...Object.entries(topics).map(([name, value]) => ({ name, value })),
     ],
   });
-  const triggerDocs = render(helm, values(triggerPort));
-  const pipelineDocs = render(helm, values(pipelinePort));
 
   // The migration Job, with its hook Secret and ConfigMap.
-  const job = podOf(triggerDocs, find(triggerDocs, 'Job', 'it-winchester-migrate'), join(dir, 'migrate'));
+  const job = podOf(docs, find(docs, 'Job', 'it-winchester-migrate'), join(dir, 'migrate'));
   const migrate = run(t, job);
   const code = await migrate.exited;
   assert.equal(code, 0, `migration failed\n${migrate.tail()}`);
   assert.match(migrate.stdout, /database schema upgraded to version \d+/);
   const applied = await db.pool.oneFirst(sql.unsafe`SELECT count(*)::int FROM schema_migrations`);
   assert.ok(Number(applied) > 0, 'migrations recorded');
+  return { docs, port };
+}
 
-  for (const [docs, name] of [
-    [triggerDocs, 'it-winchester-trigger-worker'],
-    [pipelineDocs, 'it-winchester-pipeline-worker'],
-  ] as const) {
+function tempDir(t: TestScope): string {
+  const dir = mkdtempSync(join(tmpdir(), 'winchester-pods-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('the rendered migration Job upgrades a fresh database with the hook Secret and ConfigMap', {
+  timeout: 120_000,
+}, async (t) => {
+  await installed(t, tempDir(t));
+});
+
+for (const component of ['trigger-worker', 'pipeline-worker']) {
+  test(`the rendered ${component} pod becomes ready on its probes and stops gracefully on SIGTERM`, {
+    timeout: 240_000,
+  }, async (t) => {
+    const dir = tempDir(t);
+    const { docs } = await installed(t, dir);
+    const name = `it-winchester-${component}`;
     const pod = podOf(docs, find(docs, 'Deployment', name), join(dir, name));
     const p = run(t, pod);
     await untilReady(p, pod, 90_000);
@@ -250,5 +263,5 @@ test('the rendered migration Job and worker pods run: schema upgraded, workers r
       Date.now() - started < pod.grace * 1000,
       `${name} stopped within terminationGracePeriodSeconds`,
     );
-  }
-});
+  });
+}
