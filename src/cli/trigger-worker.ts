@@ -1,4 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type DatabasePool, sql } from '../db/pool.js';
 import { UsageError } from '../errors.js';
+import { createMetrics } from '../metrics/metrics.js';
+import { startWorkerOps, type WorkerOps } from '../metrics/ops.js';
 import { type TriggerStages, TriggerWorker, triggerGroupIds } from '../worker/trigger-worker.js';
 import { type CliIo, type Command, parseCommandArgs } from './io.js';
 import {
@@ -27,7 +31,9 @@ between them as workers come and go.
 At start, missing topics are created with kafka.partitions partitions and kafka.replication_factor, and
 batches an earlier run left unpublished are published. On SIGTERM or SIGINT the worker finishes the batch
 in hand, checkpoints every partition, publishes, and leaves its groups; a second signal exits at once.
-Logs are JSON lines on stdout.
+Logs are JSON lines on stdout. Prometheus metrics, /healthz and /readyz (ready once each stage has joined
+its group and PostgreSQL answers) listen on metrics.host:metrics.port (default 0.0.0.0:9464; 0 disables);
+see docs/metrics.md.
 
 Options:
   -c, --config FILE   the configuration file (default: $WINCHESTER_CONFIG, else ./winchester.yaml);
@@ -70,20 +76,71 @@ async function run(args: string[], io: CliIo): Promise<number> {
     log('warn', 'configuration', { problem: w.message, file: w.file, line: w.line });
   const pool = await openWorkerPool(databaseUrl, { migrate: opts.migrate, log });
   try {
+    const settings = config.settings;
+    const metrics = createMetrics();
     const kafka = workerKafka(config, log);
-    const worker = await TriggerWorker.start({ config, kafka, pool, log, stages: opts.stage });
+    const worker = await TriggerWorker.start({ config, kafka, pool, log, metrics, stages: opts.stage });
+    const groups = triggerGroupIds(settings.kafka.client_id);
+    const lagTargets = [];
+    if (opts.stage !== 'streams')
+      lagTargets.push({ group: groups.route, topic: settings.kafka.topics.notifications });
+    if (opts.stage !== 'route')
+      lagTargets.push({ group: groups.streams, topic: settings.kafka.topics.stream_events });
+    let ops: WorkerOps;
+    try {
+      ops = await startWorkerOps({
+        host: settings.metrics.host,
+        port: settings.metrics.port,
+        metrics,
+        kafka,
+        lagTargets,
+        log,
+        ready: async () => {
+          const checks: Record<string, boolean | string> = { ...worker.readiness() };
+          checks.database = await databaseReachable(pool);
+          return { ready: Object.values(checks).every((c) => c === true), checks };
+        },
+      });
+    } catch (error) {
+      await worker.stop().catch(() => undefined);
+      throw error;
+    }
     log('info', 'trigger worker running', {
       stages: opts.stage,
       groups: triggerGroupIds(config.settings.kafka.client_id),
       clock: config.settings.clock.mode,
       triggers: config.triggers.length,
       stream_events_partitions: worker.streamEventsPartitions,
+      metrics_port: ops.port,
     });
-    await untilSignalled(worker, log);
+    await untilSignalled(
+      {
+        stop: async () => {
+          await worker.stop();
+          await ops.stop();
+        },
+      },
+      log,
+    );
     log('info', 'trigger worker stopped');
     return 0;
   } finally {
     await pool.end().catch(() => undefined);
+  }
+}
+
+/** True when a trivial query answers within 2 s; else what went wrong (for /readyz). */
+async function databaseReachable(pool: DatabasePool): Promise<true | string> {
+  try {
+    await Promise.race([
+      pool.oneFirst(sql.unsafe`SELECT 1`),
+      sleep(2000, undefined, { ref: false }).then(() => {
+        throw new Error('no answer within 2 s');
+      }),
+    ]);
+    return true;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
   }
 }
 

@@ -227,6 +227,12 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
       'How often the route stage sends a time tick to every stream-events partition, so quiet partitions ' +
         'still fire delayed triggers and expire streams. 0 disables ticks.',
     ),
+    session_timeout: seconds(
+      10,
+      'Kafka consumer session timeout of both stages, in seconds: how long a group waits for a silent worker ' +
+        '(killed, or its host gone) before its partitions move to another worker. Heartbeats continue ' +
+        'during long batches, so this bounds failover time, not batch length.',
+    ),
     checkpoint_records: int(
       1000,
       'The streams stage checkpoints a partition to Postgres after this many records (or checkpoint_interval).',

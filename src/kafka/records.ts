@@ -34,6 +34,12 @@ export interface StreamEventRecord {
   /** The distinguishing values, in distinguished_by order. */
   readonly distinguishing: DistinguishingValues;
   readonly event: Event;
+  /**
+   * The router's event time when it routed this event (the highest event timestamp it had routed,
+   * this one included), so that with `clock.mode: event` every partition's clock advances with the
+   * router's view, exactly as replay's single clock does. Absent in records of pipelines' new events.
+   */
+  readonly watermark?: Instant;
 }
 
 /** "Time has reached `time`": lets a partition without events still fire and expire streams. */
@@ -70,7 +76,8 @@ function distinguishingJson(values: DistinguishingValues): string {
 export function encodeStreamEvent(r: Omit<StreamEventRecord, 'type'>): string {
   return (
     `{"v":${RECORD_VERSION},"type":"event","trigger":${jsonString(r.trigger)},"key":${jsonString(r.key)},` +
-    `"distinguishing":${distinguishingJson(r.distinguishing)},"event":${eventToJson(r.event)}}`
+    `"distinguishing":${distinguishingJson(r.distinguishing)},"event":${eventToJson(r.event)}` +
+    `${r.watermark === undefined ? '' : `,"watermark":"${formatInstant(r.watermark)}"`}}`
   );
 }
 
@@ -139,13 +146,14 @@ export function decodeStreamRecord(text: string): StreamTopicRecord {
   if (type !== 'event') throw new InputError(`${what}: unknown type ${JSON.stringify(String(type))}`);
   const event = obj.event;
   if (event === undefined) throw new InputError(`${what}: 'event' is missing`);
-  return {
-    type: 'event',
+  const record = {
+    type: 'event' as const,
     trigger: str(obj, 'trigger', what),
     key: str(obj, 'key', what),
     distinguishing: distinguishingOf(obj, what),
     event: eventFromLossless(event),
   };
+  return obj.watermark === undefined ? record : { ...record, watermark: instant(obj, 'watermark', what) };
 }
 
 // ---- batches --------------------------------------------------------------------------------

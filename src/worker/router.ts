@@ -149,7 +149,14 @@ export class Router {
       counts.events++;
       if (event.timestamp > this.highest) this.highest = event.timestamp;
       const before = out.length;
-      const joined = appendEventRecords(out, event, triggers, streamEventsTopic, counts.matched);
+      const joined = appendEventRecords(
+        out,
+        event,
+        triggers,
+        streamEventsTopic,
+        counts.matched,
+        this.highest,
+      );
       if (joined > 0 && tooLarge(out, before)) {
         // A record the broker would refuse would block the partition forever: dead-letter the notification.
         out.length = before;
@@ -229,6 +236,7 @@ export function appendEventRecords(
   triggers: readonly TriggerDefinition[],
   streamEventsTopic: string,
   matched?: number[],
+  watermark?: Instant,
 ): number {
   let joined = 0;
   for (let i = 0; i < triggers.length; i++) {
@@ -245,6 +253,7 @@ export function appendEventRecords(
         key: match.key,
         distinguishing: match.distinguishing,
         event,
+        ...(watermark === undefined ? {} : { watermark }),
       }),
     });
   }

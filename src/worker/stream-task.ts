@@ -203,8 +203,12 @@ export class StreamTask {
       this.counts.ticks++;
       this.options.clock.observe(rec.time);
       this.engine.advance();
-    } else if (!this.engine.addEvent(rec.trigger, rec.key, rec.distinguishing, rec.event)) {
-      this.counts.unknownTrigger++;
+    } else {
+      // The router's event time first (clock.mode event): the partition's clock follows everything the
+      // router had seen, as replay's single clock does, not only this partition's own events.
+      if (rec.watermark !== undefined) this.options.clock.observe(rec.watermark);
+      if (!this.engine.addEvent(rec.trigger, rec.key, rec.distinguishing, rec.event))
+        this.counts.unknownTrigger++;
     }
     this.collect(this.engine.takeEffects());
     return true;

@@ -17,7 +17,7 @@ import type { Admin, Consumer, Kafka, Producer } from '../kafka/types.js';
 import type { Logger } from '../log.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import { type Instant, nowInstant } from '../timex/instant.js';
-import { type OutboundMessage, producerSendPort, Router, RouterWorker } from './router.js';
+import { type OutboundMessage, producerSendPort, Router, RouterWorker, type SendPort } from './router.js';
 import { OutboxPublisher } from './stream-task.js';
 import { StreamsWorker } from './streams-worker.js';
 
@@ -43,6 +43,11 @@ export interface TriggerWorkerOptions {
   readonly now?: () => Instant;
   /** Largest batch value published inline; bigger ones go by reference. Default {@link MAX_INLINE_BATCH_BYTES}. */
   readonly maxInlineBatchBytes?: number;
+  /**
+   * Where batch records are produced. Default: this worker's idempotent producer (acks from all in-sync
+   * replicas). Failure drills pass one that fails, to leave committed batches unpublished.
+   */
+  readonly batchSend?: SendPort;
   /** Consumer fetch wait (ms); tests lower it. Default 500. */
   readonly maxWaitTimeInMs?: number;
 }
@@ -110,14 +115,13 @@ export class TriggerWorker {
               batch_id: row.batchId,
               bytes: Buffer.byteLength(row.payload),
             });
-            options.metrics?.batchesByReference.inc();
           }
           return { topic: topics.batches, key: row.messageKey, value };
         });
-        await send(messages);
+        await (options.batchSend ?? send)(messages);
       },
       500,
-      options.metrics === undefined ? {} : { metrics: options.metrics },
+      options.metrics === undefined ? {} : { metrics: options.metrics, maxInlineBatchBytes: maxInline },
     );
     const distiller = config.distiller;
     const router =
@@ -154,8 +158,16 @@ export class TriggerWorker {
     const groups = triggerGroupIds(settings.kafka.client_id);
     const now = this.options.now ?? nowInstant;
     const maxWaitTimeInMs = this.options.maxWaitTimeInMs ?? 500;
+    const sessionTimeout = Math.round(settings.trigger_worker.session_timeout * 1000);
+    // Kafka's rule of thumb: a third of the session timeout, so two heartbeats may be lost.
+    const heartbeatInterval = Math.max(100, Math.floor(sessionTimeout / 3));
     if (stages !== 'route') {
-      const consumer = kafka.consumer({ groupId: groups.streams, maxWaitTimeInMs });
+      const consumer = kafka.consumer({
+        groupId: groups.streams,
+        maxWaitTimeInMs,
+        sessionTimeout,
+        heartbeatInterval,
+      });
       this.track(consumer, 'streams');
       const lateness = Math.round(settings.clock.lateness * 1e6);
       this.streamsWorker = new StreamsWorker({
@@ -179,7 +191,12 @@ export class TriggerWorker {
       log('info', 'streams stage started', { group: groups.streams, topic: topics.stream_events });
     }
     if (stages !== 'streams' && this.router !== undefined) {
-      const consumer = kafka.consumer({ groupId: groups.route, maxWaitTimeInMs });
+      const consumer = kafka.consumer({
+        groupId: groups.route,
+        maxWaitTimeInMs,
+        sessionTimeout,
+        heartbeatInterval,
+      });
       this.track(consumer, 'route');
       this.routerWorker = new RouterWorker({
         router: this.router,
