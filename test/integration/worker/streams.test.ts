@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { closedStreamLine } from '../../../src/cli/replay.js';
 import { loadConfig, type WinchesterConfig } from '../../../src/config/index.js';
 import { CheckpointStore } from '../../../src/db/checkpoint-store.js';
 import { EventTimeClock } from '../../../src/engine/clock.js';
-import type { StreamClosed } from '../../../src/engine/effects.js';
 import { createProducer } from '../../../src/kafka/kafka.js';
 import { decodeBatch } from '../../../src/kafka/records.js';
 import type { Kafka, Producer } from '../../../src/kafka/types.js';
@@ -14,7 +12,7 @@ import { nowInstant } from '../../../src/timex/instant.js';
 import { producerSendPort, Router, RouterWorker } from '../../../src/worker/router.js';
 import { OutboxPublisher, type TaskStore } from '../../../src/worker/stream-task.js';
 import { StreamsWorker } from '../../../src/worker/streams-worker.js';
-import { runCli } from '../../helpers/cli.js';
+import { asReplayLine, replayBatches } from '../../helpers/batches.js';
 import { INTEGRATION_TIMEOUT_MS, type TestScope, uniqueName } from '../../helpers/integration.js';
 import { Inbox, startConsumer, testKafka } from '../../helpers/kafka.js';
 import { migratedDatabase } from '../db/schema.js';
@@ -23,45 +21,8 @@ import { workerTopics } from './topics.js';
 const WORKLOAD = { seed: 7, instances: 6, days: 4 };
 const lines = () => [...generateNotifications(WORKLOAD)].map((n) => JSON.stringify(n));
 
-/** What `winchester replay` prints for the workload: the expected batches, as its output lines. */
-async function replayLines(): Promise<string[]> {
-  const r = await runCli(['replay', '-q', '-c', 'etc/winchester.yaml'], { stdin: lines().join('\n') });
-  assert.equal(r.code, 0, r.stderr);
-  return r
-    .stdoutLines()
-    .filter((l) => JSON.parse(l).pipeline !== null)
-    .map(canonical);
-}
-
-/**
- * A replay line with object keys sorted, for comparing as sets: events read back from Postgres have their
- * traits in jsonb's key order, not the distiller's (the order carries no meaning).
- */
-function canonical(line: string): string {
-  const sortKeys = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(sortKeys);
-    if (typeof v !== 'object' || v === null) return v;
-    return Object.fromEntries(
-      Object.keys(v)
-        .sort()
-        .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
-    );
-  };
-  return JSON.stringify(sortKeys(JSON.parse(line)));
-}
-
-/** A published batch in replay's output form. */
-function asReplayLine(value: string): string {
-  const b = decodeBatch(value);
-  const closed = {
-    trigger: b.trigger,
-    type: b.kind === 'fire' ? 'fired' : 'expired',
-    pipeline: b.pipeline,
-    first: b.first,
-    last: b.last,
-  } as StreamClosed;
-  return canonical(closedStreamLine(closed, b.distinguishing, b.events));
-}
+/** What `winchester replay` prints for the workload: the expected batches, canonical. */
+const replayLines = () => replayBatches(lines());
 
 interface Rig {
   kafka: Kafka;
