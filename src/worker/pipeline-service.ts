@@ -120,6 +120,8 @@ export class PipelineService {
         spec(topics.batches),
         spec(topics.stream_events),
         spec(topics.dead_letter),
+        // What notabene steps publish to: a broker without topic auto-creation would refuse every commit.
+        ...publishedTopics(config).map(spec),
       ]);
       if (created.length > 0) log('info', 'topics created', { topics: created });
     } finally {
@@ -188,4 +190,17 @@ export class PipelineService {
     })();
     return this.stopping;
   }
+}
+
+/** The topics the configured notabene steps publish to (`topic`, else the reference\'s `queue_name`). */
+export function publishedTopics(config: WinchesterConfig): string[] {
+  const out = new Set<string>();
+  for (const pipeline of config.pipelines.values()) {
+    for (const step of pipeline.handlers) {
+      if (step.handler.kind !== 'builtin' || step.handler.name !== 'notabene') continue;
+      const topic = step.params.topic ?? step.params.queue_name;
+      if (typeof topic === 'string' && topic !== '') out.add(topic);
+    }
+  }
+  return [...out];
 }

@@ -114,3 +114,11 @@ describe('backoffDelay', () => {
     );
   });
 });
+
+test('the topics notabene steps publish to are created at start: topic, else queue_name, once each', async () => {
+  const { loadConfig } = await import('../../../src/config/index.js');
+  const { publishedTopics } = await import('../../../src/worker/pipeline-service.js');
+  const config = await loadConfig('etc/winchester.yaml', { env: {} });
+  // StackTach's pipelines.yaml: two notabene steps, both with queue_name monitor.info and no topic.
+  assert.deepEqual(publishedTopics(config), ['monitor.info']);
+});
