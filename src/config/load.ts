@@ -189,6 +189,14 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
       problems.error(ENV_SOURCE, undefined, `${trimEnv}: invalid time expression: ${message}`);
     }
   }
+  if (settings.trim_events) {
+    problems.warn(
+      fromEnv.has('trim_events') ? ENV_SOURCE : mainName,
+      fromEnv.has('trim_events') ? undefined : keyPosOf('trim_events'),
+      "trim_events is not implemented here and has no effect: a stream's events are deleted with it when " +
+        'its pipeline completes (purge_completed_streams); streams left in error keep theirs until retried',
+    );
+  }
   const sasl = settings.kafka.sasl;
   if (sasl.mechanism !== 'none' && (sasl.username === null || sasl.password === null)) {
     problems.error(

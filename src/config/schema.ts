@@ -129,7 +129,11 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
       'used: pipeline workers here are woken by the batches topic, with no polling delay.',
   ),
   purge_completed_streams: bool(true, 'Delete streams (and their events) once their pipeline has succeeded.'),
-  trim_events: bool(false, 'Delete stored events older than trim_events_age.'),
+  trim_events: bool(
+    false,
+    'The reference deletes stored events older than trim_events_age. Not implemented here (a warning ' +
+      'says so when it is true): events are deleted with their stream when its pipeline completes.',
+  ),
   trim_events_age: timex('$timestamp - 14d', 'Timex expression: events older than this are trimmed.'),
   trim_events_batch_size: int(100, 'Maximum number of events trimmed at a time.', 1, 1_000_000),
   log_level: oneOf(LOG_LEVELS, 'info', 'Lowest level of log lines written (JSON lines on stdout).'),

@@ -148,3 +148,17 @@ describe('settings', () => {
     assert.equal(closest('url', ['urls', 'uri']), 'urls');
   });
 });
+
+test('trim_events: true loads with a warning that it has no effect here', async () => {
+  const { mkdtemp, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { loadConfig } = await import('../../../src/config/load.js');
+  const dir = await mkdtemp(join(tmpdir(), 'trim-'));
+  await writeFile(join(dir, 'w.yaml'), 'trim_events: true\n');
+  const config = await loadConfig(join(dir, 'w.yaml'), { env: {} });
+  assert.ok(config.warnings.some((w) => /trim_events is not implemented/.test(w.message) && w.line === 1));
+  await writeFile(join(dir, 'w.yaml'), 'trim_events: false\n');
+  const quiet = await loadConfig(join(dir, 'w.yaml'), { env: {} });
+  assert.ok(!quiet.warnings.some((w) => /trim_events/.test(w.message)));
+});
