@@ -272,3 +272,66 @@ test('an unreachable broker is a one-line error and exit 1 within the timeout', 
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   assert.ok(elapsed < 8000, `gave up after ${elapsed} ms`);
 });
+
+test(
+  '--advance-clock refuses a missing stream-events topic, and waits for the route stage only within --timeout',
+  opts,
+  async (t) => {
+    const env = {
+      KAFKA_BROKERS: kafkaBrokers(),
+      WINCHESTER_KAFKA_CLIENT_ID: uniqueName('it-advance'),
+      WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: uniqueName('it-advance-missing'),
+    };
+    const missing = await runCli(
+      ['produce', '-c', CONFIG, '--advance-clock', '2015-02-01T00:00:00Z', '--timeout', '10'],
+      {
+        env,
+      },
+    );
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /does not exist: start a trigger worker first/);
+
+    // Notifications nobody routes: the wait gives up after --timeout and says why; --no-wait ticks anyway.
+    const admin = await testAdmin(t, testKafka('it-advance'));
+    const notifications = cliTopic(t, 'it-advance-n');
+    const streamEvents = cliTopic(t, 'it-advance-se');
+    await admin.createTopics({ topics: [{ topic: streamEvents, numPartitions: 3 }], waitForLeaders: true });
+    const withTopics = {
+      ...env,
+      WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: notifications,
+      WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: streamEvents,
+    };
+    const sent = await runCli(['produce', '-q', '-c', CONFIG], {
+      stdin: '{"event_type":"compute.instance.exists","message_id":"m1","timestamp":"2015-02-01 00:00:00"}\n',
+      env: withTopics,
+    });
+    assert.equal(sent.code, 0, sent.stderr);
+    const started = Date.now();
+    const waited = await runCli(
+      ['produce', '-c', CONFIG, '--advance-clock', '2015-02-02T00:00:00Z', '--timeout', '3'],
+      {
+        env: withTopics,
+      },
+    );
+    assert.equal(waited.code, 1);
+    assert.match(waited.stderr, /still has 1 notification of .* to route: is a trigger worker running\?/);
+    assert.ok(Date.now() - started < 20_000, 'gave up near the timeout');
+    const forced = await runCli(
+      ['produce', '-c', CONFIG, '--advance-clock', '2015-02-02T00:00:00Z', '--no-wait'],
+      {
+        env: withTopics,
+      },
+    );
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(
+      forced.stderr,
+      /advanced the event-time clock of 3 partitions of .* to 2015-02-02T00:00:00.000000Z/,
+    );
+    const ticks = await consumeAll(streamEvents, 3);
+    assert.deepEqual(
+      ticks.map((m) => JSON.parse(m.value as string)).map((v) => [v.type, v.time]),
+      [0, 1, 2].map(() => ['tick', '2015-02-02T00:00:00.000000Z']),
+    );
+    assert.deepEqual(ticks.map((m) => m.partition).sort(), [0, 1, 2]);
+  },
+);

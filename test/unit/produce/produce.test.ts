@@ -168,11 +168,12 @@ describe('retry budget', () => {
 });
 
 describe('produce usage', () => {
-  test('the help does not offer --advance-clock, and the option is refused', async () => {
-    assert.doesNotMatch(produceCommand.usage, /advance-clock/);
+  test('the help documents --advance-clock and --no-wait; a bad date is refused before anything is touched', async () => {
+    assert.match(produceCommand.usage, /--advance-clock DATETIME/);
+    assert.match(produceCommand.usage, /--no-wait/);
     const r = await runCli(['produce', '--advance-clock', '1h']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /advance-clock/);
+    assert.match(r.stderr, /--advance-clock expects a date and time/);
   });
 
   test('bad options exit 2 before any configuration or broker is touched', async () => {
@@ -183,6 +184,9 @@ describe('produce usage', () => {
       ['--create-topic', '--no-create-topic'],
       ['a.json', 'b.json'],
       ['--topic', ''],
+      ['--advance-clock', 'yesterday-ish'],
+      ['--advance-clock'],
+      ['--no-wait'],
     ]) {
       const r = await runCli(['produce', '-c', '/nonexistent.yaml', ...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
