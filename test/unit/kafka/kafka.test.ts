@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError } from '../../../src/errors.js';
 import { classifyKafkaError, KafkaRequestError, KafkaUnavailableError } from '../../../src/kafka/errors.js';
-import { createLogCreator, type KafkaLogRecord, parseBrokers } from '../../../src/kafka/kafka.js';
+import {
+  createKafka,
+  createLogCreator,
+  type KafkaLogRecord,
+  kafkaClientOptions,
+  parseBrokers,
+} from '../../../src/kafka/kafka.js';
 import { sendOffsets } from '../../../src/kafka/transactions.js';
 
 describe('parseBrokers', () => {
@@ -160,5 +166,45 @@ describe('sendOffsets', () => {
       KafkaRequestError,
     );
     assert.equal(calls, 3);
+  });
+});
+
+describe('kafkaClientOptions', () => {
+  const base = {
+    brokers: ['k1:9092'],
+    client_id: 'w',
+    sasl: { mechanism: 'none', username: null, password: null },
+    ssl: { enabled: false, ca_file: null, cert_file: null, key_file: null, reject_unauthorized: true },
+  };
+
+  test('plaintext without authentication by default', () => {
+    assert.deepEqual(kafkaClientOptions(base), { brokers: ['k1:9092'], clientId: 'w' });
+  });
+
+  test('SASL and TLS settings reach the client options; a client is created with them', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'tls-'));
+    await writeFile(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\n');
+    const options = kafkaClientOptions({
+      ...base,
+      sasl: { mechanism: 'scram-sha-512', username: 'u', password: 'p' },
+      ssl: { ...base.ssl, enabled: true, ca_file: join(dir, 'ca.pem'), reject_unauthorized: false },
+    });
+    assert.deepEqual(options.sasl, { mechanism: 'scram-sha-512', username: 'u', password: 'p' });
+    assert.deepEqual(options.ssl, { rejectUnauthorized: false, caFile: join(dir, 'ca.pem') });
+    assert.ok(createKafka(options), 'kafkajs accepts the SASL and TLS configuration');
+  });
+
+  test('an unreadable TLS file is a configuration error naming the setting', () => {
+    const options = kafkaClientOptions({
+      ...base,
+      ssl: { ...base.ssl, enabled: true, ca_file: '/nonexistent/ca.pem' },
+    });
+    assert.throws(
+      () => createKafka(options),
+      (error) => error instanceof ConfigError && /kafka\.ssl\.ca_file: cannot read/.test(error.message),
+    );
   });
 });
