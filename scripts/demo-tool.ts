@@ -14,9 +14,8 @@
  *
  * Failures print one line on stderr and exit 1 (2 for bad usage).
  */
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { createReadStream } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel } from 'kafkajs';
 import { createDatabase, dropDatabase, withDatabaseName } from '../src/db/databases.js';
@@ -25,14 +24,19 @@ import { createPool } from '../src/db/pool.js';
 class DemoError extends Error {}
 
 function usage(): never {
-  process.stderr.write('usage: demo-tool.ts db-create|db-drop|end-offsets|clock-after|watch|summary|delete-topics …\n');
+  process.stderr.write(
+    'usage: demo-tool.ts db-create|db-drop|end-offsets|clock-after|watch|summary|delete-topics …\n',
+  );
   process.exit(2);
 }
 
 function kafkaClient(brokers: string): Kafka {
   return new Kafka({
     clientId: 'winchester-demo',
-    brokers: brokers.split(',').map((b) => b.trim()).filter((b) => b !== ''),
+    brokers: brokers
+      .split(',')
+      .map((b) => b.trim())
+      .filter((b) => b !== ''),
     logLevel: logLevel.NOTHING,
     connectionTimeout: 5000,
     retry: { retries: 3 },
@@ -148,7 +152,8 @@ interface Progress {
 async function progress(triggerPort: string, pipelinePort: string): Promise<Progress> {
   const [t, p] = await Promise.all([scrape(triggerPort), scrape(pipelinePort)]);
   const tv = (name: string) => t.totals.get(name) ?? 0;
-  const outcome = (o: string) => labelledSum(p.labelled, 'winchester_pipeline_batches_total', `outcome="${o}"`);
+  const outcome = (o: string) =>
+    labelledSum(p.labelled, 'winchester_pipeline_batches_total', `outcome="${o}"`);
   return {
     received: tv('winchester_notifications_received_total'),
     matched: tv('winchester_events_matched_total'),
@@ -178,7 +183,12 @@ function progressLine(p: Progress, seconds: number): string {
  * letter topic), with the figures unchanged over three polls. Progress goes to stderr: one rewritten line
  * on a terminal, a line every five seconds otherwise.
  */
-async function watch(triggerPort: string, pipelinePort: string, expected: number, timeoutS: number): Promise<void> {
+async function watch(
+  triggerPort: string,
+  pipelinePort: string,
+  expected: number,
+  timeoutS: number,
+): Promise<void> {
   const tty = process.stderr.isTTY === true;
   const started = Date.now();
   let last = '';
@@ -366,15 +376,29 @@ async function summary(stateDir: string): Promise<void> {
     row('streams still open', p.active),
     row('batches published', p.published, 'to the pipeline worker'),
     row('batches completed', p.completed, 'logger → usage → notabene'),
-    row('batches failed', p.failed + p.deadLettered, p.deadLettered > 0 ? 'see winchester streams list --state error' : ''),
-    row('verdicts', verdicts.verified + failedTotal + verdicts.warnings + verdicts.other, `published to Kafka topic ${verdictTopic}`),
+    row(
+      'batches failed',
+      p.failed + p.deadLettered,
+      p.deadLettered > 0 ? 'see winchester streams list --state error' : '',
+    ),
+    row(
+      'verdicts',
+      verdicts.verified + failedTotal + verdicts.warnings + verdicts.other,
+      `published to Kafka topic ${verdictTopic}`,
+    ),
     row('  verified', verdicts.verified, 'compute.instance.exists.verified'),
     row('  failed', failedTotal, `compute.instance.exists.failed: ${byCode}`),
     row('  warnings', verdicts.warnings, 'compute.instance.exists.warnings'),
   ];
   if (verdicts.other > 0) out.push(row('  other events', verdicts.other));
   if (verdicts.ofOtherRuns > 0) {
-    out.push(row('  not this run', verdicts.ofOtherRuns, `other messages on ${verdictTopic} meanwhile (not counted)`));
+    out.push(
+      row(
+        '  not this run',
+        verdicts.ofOtherRuns,
+        `other messages on ${verdictTopic} meanwhile (not counted)`,
+      ),
+    );
   }
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -1,0 +1,124 @@
+/**
+ * `npm run demo` with a tiny workload against the running services: the whole job (migration, both
+ * workers, generate, produce, advance the clock, progress, summary) must finish, report numbers that
+ * show work was done, and leave no worker behind with --stop-after.
+ */
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { databaseUrl, kafkaBrokers } from '../helpers/integration.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function run(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['scripts/demo.sh', ...args], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString('utf8');
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out += d.toString('utf8');
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      reject(new Error(`demo did not finish within ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+/** The number on the summary line `label   N …`. */
+function figure(out: string, label: string): number {
+  const m = new RegExp(`^ {2}${label.replace(/ /g, ' ')}\\s+(\\d+)`, 'm').exec(out);
+  assert.ok(m, `summary line '${label}' missing in:\n${out}`);
+  return Number(m[1]);
+}
+
+test('npm run demo: a tiny workload end to end, summary with verdicts, no worker left running', {
+  timeout: 120_000,
+}, async (t) => {
+  const demoDir = mkdtempSync(join(tmpdir(), 'winchester-demo-'));
+  t.after(() => rmSync(demoDir, { recursive: true, force: true }));
+  const env = {
+    ...process.env,
+    KAFKA_BROKERS: kafkaBrokers(),
+    DATABASE_URL: databaseUrl(),
+    DEMO_DIR: demoDir,
+    DEMO_PARTITIONS: '2',
+    DEMO_TRIGGER_METRICS_PORT: String(await freePort()),
+    DEMO_PIPELINE_METRICS_PORT: String(await freePort()),
+    DEMO_TIMEOUT: '60',
+  };
+  const { code, out } = await run(
+    ['--instances', '6', '--days', '1', '--seed', '3', '--stop-after'],
+    env,
+    110_000,
+  );
+  assert.equal(code, 0, out);
+
+  const notifications = figure(out, 'notifications in');
+  assert.ok(notifications > 0, out);
+  assert.equal(figure(out, 'notifications routed'), notifications, out);
+  const fired = figure(out, 'streams fired');
+  assert.ok(fired > 0, out);
+  assert.equal(figure(out, 'streams opened'), fired + figure(out, 'streams expired'), out);
+  assert.equal(figure(out, 'streams still open'), 0, out);
+  assert.equal(figure(out, 'batches completed'), figure(out, 'batches published'), out);
+  assert.equal(figure(out, 'batches failed'), 0, out);
+  // One verdict at least per fired stream (each ends with its end-of-day .exists).
+  const verdicts = figure(out, 'verdicts');
+  assert.ok(verdicts >= fired, out);
+  const verified = figure(out, ' {2}verified');
+  const failed = figure(out, ' {2}failed');
+  const warnings = figure(out, ' {2}warnings');
+  assert.equal(verified + failed + warnings, verdicts, out);
+  assert.ok(verified > 0, out);
+  const codes = /compute\.instance\.exists\.failed: (U0 \d+( · U\d \d+){8})/.exec(out);
+  assert.ok(codes, `failed verdicts by code U0–U8 missing:\n${out}`);
+  const byCode = [...(codes[1] as string).matchAll(/U\d (\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
+  assert.equal(byCode, failed, out);
+  assert.match(out, /metrics\s+http:\/\/127\.0\.0\.1:\d+\/metrics/);
+
+  const pids = [...out.matchAll(/^(?:trigger|pipeline) worker\s+pid (\d+)/gm)].map((m) => Number(m[1]));
+  assert.equal(pids.length, 2, out);
+  for (const pid of pids) assert.equal(alive(pid), false, `worker ${pid} still running after --stop-after`);
+  assert.match(out, /demo: stopped run \S+ \(workers \d+ \d+\)/);
+});
