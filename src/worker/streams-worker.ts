@@ -111,7 +111,7 @@ function isDatabaseError(error: unknown): boolean {
   return error instanceof DatabaseError || error instanceof DatabaseUnavailableError;
 }
 
-type BatchPayload = Pick<EachBatchPayload, 'batch' | 'heartbeat' | 'isRunning' | 'isStale'>;
+type BatchPayload = Pick<EachBatchPayload, 'batch' | 'heartbeat' | 'isRunning' | 'isStale' | 'resolveOffset'>;
 
 /** Runs stream tasks for the partitions the group assigns to this member. */
 export class StreamsWorker {
@@ -178,8 +178,8 @@ export class StreamsWorker {
         offset: task.resumed ? task.nextOffset : null,
       });
       const first = Number(batch.firstOffset() ?? batch.messages[0]?.offset);
-      if (task.resumed && first > task.nextOffset) {
-        // Kafka starts after what Postgres has: go back to the stored offset.
+      if (first > task.nextOffset) {
+        // Kafka starts after what Postgres has (or, never checkpointed, after offset 0): go back there.
         o.consumer.seek({ topic: o.topic, partition, offset: String(task.nextOffset) });
         return;
       }
@@ -190,6 +190,8 @@ export class StreamsWorker {
       for (const m of batch.messages) {
         if (!payload.isRunning() || payload.isStale()) break;
         task.handle(Number(m.offset), m.value);
+        // The fetch position: without it kafkajs fetches from the batch's start again (stuck past 1 MB).
+        payload.resolveOffset(m.offset);
         if (++n % every === 0) await payload.heartbeat();
         if (task.checkpointDue()) await this.checkpoint(task);
       }

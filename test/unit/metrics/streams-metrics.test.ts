@@ -114,6 +114,7 @@ function batch(values: (string | null)[], firstOffset = 0) {
   return {
     batch: { topic: 'se', partition: 0, messages, firstOffset: () => String(firstOffset) },
     heartbeat: async () => undefined,
+    resolveOffset: () => undefined,
     isRunning: () => true,
     isStale: () => false,
   } as unknown as Parameters<StreamsWorker['handleBatch']>[0];
