@@ -1,0 +1,786 @@
+/**
+ * End-to-end benchmark on real Kafka and PostgreSQL: notifications/s through the trigger worker
+ * (route → stream-events → streams → checkpoint → batches published) beside the raw kafkajs consume
+ * rate of the same topic, measured in the same run, and a CPU profile of where the worker's time goes.
+ *
+ *   npm run bench:e2e                                   # 200k notifications, 4 partitions, profiled rerun
+ *   npm run bench:e2e -- --notifications 500000 --partitions 8 --no-profile
+ *
+ * Steps (each a row of the printed table and a field of bench/results/e2e-<time>.json):
+ *  1. produce N notigen notifications (generated and encoded beforehand, so only the producing is
+ *     timed) with the idempotent notification producer `winchester produce` uses;
+ *  2. baseline: a fresh consumer group reads the topic from the beginning with eachBatch and
+ *     JSON.parse of every value, nothing else, until all N are read;
+ *  3. end to end: a TriggerWorker (both stages, event-time clock) over the same topic from the
+ *     beginning. Done when the route group's committed offsets reach the end of the notifications
+ *     topic AND every stream-events partition's checkpoint (partition_checkpoints.offset) has reached
+ *     that partition's high watermark as it stood when routing finished;
+ *  4. the end-to-end part again under the V8 sampling profiler (node:inspector), summarised as self
+ *     time per function and per area (distill, trigger match, engine, JSON, kafkajs, pg/slonik, …).
+ *
+ * Rates are wall-clock ("steady": from the first record read to done, so the few seconds kafkajs
+ * spends joining a group are left out of both sides; the rate including start-up is printed too).
+ * Everything — this process, the broker and PostgreSQL — shares the machine's cores.
+ *
+ * Needs Kafka and PostgreSQL: KAFKA_BROKERS and DATABASE_URL, or .infra/env as `npm run infra:up`
+ * writes it. Every run uses its own topics and databases and removes them at the end.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { cpus, loadavg } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '../src/config/index.js';
+import { createDatabase, dropDatabase, withDatabaseName } from '../src/db/databases.js';
+import { defaultMigrationsDir, readMigrations, upgrade } from '../src/db/migrate.js';
+import { createPool, type DatabasePool, sql } from '../src/db/pool.js';
+import { createKafka } from '../src/kafka/kafka.js';
+import { judgeLine } from '../src/kafka/notification-key.js';
+import { openNotificationProducer } from '../src/kafka/notification-producer.js';
+import type { Admin, Kafka } from '../src/kafka/types.js';
+import { createJsonLogger } from '../src/log.js';
+import { createMetrics, type WinchesterMetrics } from '../src/metrics/metrics.js';
+import { generateNotifications } from '../src/notigen/index.js';
+import { TriggerWorker, triggerGroupIds } from '../src/worker/trigger-worker.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const CONFIG_FILE = `${ROOT}etc/winchester.yaml`;
+const RESULTS_DIR = `${ROOT}bench/results`;
+
+function flag(name: string): boolean {
+  return process.argv.includes(`--${name}`);
+}
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const n = Number(process.argv[i + 1]);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} needs a positive integer`);
+  return n;
+}
+
+const N = arg('notifications', 200_000);
+const PARTITIONS = arg('partitions', 4);
+const SEED = arg('seed', 1);
+const PROFILE = !flag('no-profile');
+/** Give up when nothing has progressed for this long. */
+const STALL_MS = arg('stall-seconds', 120) * 1000;
+/** The consumers' fetch wait, as the worker's default. */
+const MAX_WAIT_MS = 500;
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
+const seconds = (ns: bigint) => Number(ns) / 1e9;
+const runId = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+
+/** KAFKA_BROKERS and DATABASE_URL from the environment, else from .infra/env (like scripts/test.mjs). */
+function services(): { brokers: string; databaseUrl: string } {
+  const env: Record<string, string | undefined> = { ...process.env };
+  const file = `${ROOT}.infra/env`;
+  if (existsSync(file)) {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+      if (m?.[1] !== undefined && env[m[1]] === undefined) env[m[1]] = m[2];
+    }
+  }
+  const brokers = env.KAFKA_BROKERS;
+  const databaseUrl = env.DATABASE_URL;
+  if (brokers === undefined || databaseUrl === undefined) {
+    throw new BenchError(
+      'KAFKA_BROKERS and DATABASE_URL are not set and .infra/env does not exist: run npm run infra:up',
+    );
+  }
+  return { brokers, databaseUrl };
+}
+
+/** A failure with a message for the operator, printed without a stack. */
+class BenchError extends Error {}
+
+function kafkaClient(brokers: string, clientId: string): Kafka {
+  return createKafka({
+    brokers,
+    clientId,
+    logLevel: 'nothing',
+    connectionTimeoutMs: 3000,
+    requestTimeoutMs: 30000,
+    retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 3000 },
+  });
+}
+
+/** Checks both services answer, with the fix in the message when one does not. */
+async function checkServices(kafka: Kafka, admin: Admin, databaseUrl: string): Promise<DatabasePool> {
+  try {
+    await Promise.race([
+      admin.connect(),
+      sleep(8000).then(() => Promise.reject(new Error('no answer within 8 s'))),
+    ]);
+  } catch (error) {
+    throw new BenchError(
+      `Kafka is not reachable (${(error as Error).message}): run npm run infra:up (or set KAFKA_BROKERS)`,
+    );
+  }
+  void kafka;
+  const pool = await createPool(databaseUrl, {
+    maximumPoolSize: 1,
+    connectionTimeoutMs: 3000,
+    connectionRetryLimit: 1,
+  });
+  try {
+    await pool.query(sql.unsafe`SELECT 1`);
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw new BenchError(
+      `PostgreSQL is not reachable (${(error as Error).message}): run npm run infra:up (or set DATABASE_URL)`,
+    );
+  }
+  return pool;
+}
+
+interface Workload {
+  keys: (string | null)[];
+  values: Buffer[];
+  bytes: number;
+  instances: number;
+  days: number;
+}
+
+/** N notigen notifications (JSON, encoded), keyed as `winchester produce` keys them. */
+function buildWorkload(): Workload {
+  const days = 3;
+  // notigen emits about 24 notifications per instance-day with its defaults; ask for a little more.
+  let instances = Math.max(10, Math.ceil(N / (20 * days)));
+  for (;;) {
+    const keys: (string | null)[] = [];
+    const values: Buffer[] = [];
+    let bytes = 0;
+    for (const n of generateNotifications({ seed: SEED, instances, days, count: N })) {
+      const text = JSON.stringify(n);
+      const verdict = judgeLine(text);
+      if (!verdict.ok) throw new Error(`notigen produced an unkeyable notification: ${verdict.detail}`);
+      const value = Buffer.from(text, 'utf8');
+      keys.push(verdict.key);
+      values.push(value);
+      bytes += value.length;
+    }
+    if (values.length >= N) return { keys, values, bytes, instances, days };
+    instances *= 2;
+  }
+}
+
+interface ProduceResult {
+  seconds: number;
+  perSecond: number;
+  megabytesPerSecond: number;
+}
+
+async function produce(brokers: string, topic: string, w: Workload): Promise<ProduceResult> {
+  const producer = await openNotificationProducer({
+    brokers,
+    clientId: `bench-produce-${runId}`,
+    topic,
+    createTopic: true,
+    partitions: PARTITIONS,
+    replicationFactor: 1,
+    batchSize: 500,
+    timeoutMs: 60_000,
+  });
+  try {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < w.values.length; i++) {
+      // add() takes text; decoding the prepared bytes is the producer's own encode in reverse.
+      const wait = producer.add(w.keys[i] ?? null, (w.values[i] as Buffer).toString('utf8'));
+      if (wait !== undefined) await wait;
+    }
+    await producer.flush();
+    const s = seconds(process.hrtime.bigint() - t0);
+    return { seconds: s, perSecond: w.values.length / s, megabytesPerSecond: w.bytes / 1e6 / s };
+  } finally {
+    await producer.close();
+  }
+}
+
+interface ConsumeResult {
+  /** From run() to the last record. */
+  totalSeconds: number;
+  /** From the first record read to the last. */
+  steadySeconds: number;
+  perSecond: number;
+  perSecondWithStartup: number;
+  cpuSeconds: number;
+}
+
+/** The baseline: eachBatch, JSON.parse of every value, nothing else. */
+async function rawConsume(kafka: Kafka, topic: string): Promise<ConsumeResult> {
+  const consumer = kafka.consumer({ groupId: `bench-raw-${runId}`, maxWaitTimeInMs: MAX_WAIT_MS });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let count = 0;
+    let keysSeen = 0;
+    let first: bigint | undefined;
+    let last = 0n;
+    let resolveDone: () => void = () => undefined;
+    const done = new Promise<void>((r) => {
+      resolveDone = r;
+    });
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        first ??= process.hrtime.bigint();
+        for (const m of batch.messages) {
+          if (m.value !== null) {
+            const parsed = JSON.parse(m.value.toString('utf8')) as Record<string, unknown>;
+            if (parsed.event_type !== undefined) keysSeen++;
+          }
+          count++;
+        }
+        if (count >= N) {
+          last = process.hrtime.bigint();
+          resolveDone();
+        }
+      },
+    });
+    await waitWithStall(done, () => count, 'raw consume');
+    const cpu = process.cpuUsage(cpu0);
+    if (keysSeen === 0) throw new Error('unreachable: no notification had an event_type');
+    const total = seconds(last - t0);
+    const steady = seconds(last - (first ?? t0));
+    return {
+      totalSeconds: total,
+      steadySeconds: steady,
+      perSecond: N / steady,
+      perSecondWithStartup: N / total,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    };
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+  }
+}
+
+/** Waits for `done`, failing when `progress()` has not moved for {@link STALL_MS}. */
+async function waitWithStall(done: Promise<void>, progress: () => number, what: string): Promise<void> {
+  let finished = false;
+  void done.then(() => {
+    finished = true;
+  });
+  let lastValue = -1;
+  let lastChange = Date.now();
+  while (!finished) {
+    await Promise.race([done, sleep(200)]);
+    const v = progress();
+    if (v !== lastValue) {
+      lastValue = v;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > STALL_MS) {
+      throw new BenchError(`${what} made no progress for ${STALL_MS / 1000} s (at ${v})`);
+    }
+  }
+}
+
+interface EndToEndResult {
+  totalSeconds: number;
+  steadySeconds: number;
+  /** First record read → route group committed the end of the notifications topic. */
+  routeSeconds: number;
+  perSecond: number;
+  perSecondWithStartup: number;
+  routePerSecond: number;
+  cpuSeconds: number;
+  streamEventRecords: number;
+  streamEventRecordsPerSecond: number;
+  ticksSent: number;
+  deadLettered: number;
+  dropped: number;
+  streamsOpened: number;
+  streamsFired: number;
+  streamsExpired: number;
+  batchesPublished: number;
+  checkpoints: number;
+  checkpointMeanMs: number;
+  checkpointsPerSecond: number;
+  batchPublishMeanMs: number;
+  profile?: ProfileSummary;
+}
+
+async function metricSum(metric: { get(): Promise<{ values: { value: number }[] }> }): Promise<number> {
+  const { values } = await metric.get();
+  return values.reduce((s, v) => s + v.value, 0);
+}
+
+/** Sum and count of a histogram (all label sets). */
+async function histogram(metric: {
+  get(): Promise<{ values: { value: number; metricName?: string }[] }>;
+}): Promise<{ sum: number; count: number }> {
+  const { values } = await metric.get();
+  let sum = 0;
+  let count = 0;
+  for (const v of values) {
+    if (v.metricName?.endsWith('_sum')) sum += v.value;
+    else if (v.metricName?.endsWith('_count')) count += v.value;
+  }
+  return { sum, count };
+}
+
+/** High watermark of every partition of `topic`. */
+async function highWatermarks(admin: Admin, topic: string): Promise<Map<number, bigint>> {
+  const offsets = await admin.fetchTopicOffsets(topic);
+  return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+}
+
+/**
+ * One end-to-end run over `notifications` with its own database, internal topics and consumer groups.
+ * With `profile`, the V8 sampling profiler records this process from the worker's start to done.
+ */
+async function endToEnd(
+  s: { brokers: string; databaseUrl: string },
+  adminPool: DatabasePool,
+  admin: Admin,
+  notifications: string,
+  label: string,
+  profile: boolean,
+): Promise<EndToEndResult> {
+  const dbName = `bench_${label}_${runId.replaceAll('-', '_')}`;
+  const clientId = `bench-${label}-${runId}`;
+  const topics = {
+    streamEvents: `bench-${label}-se-${runId}`,
+    batches: `bench-${label}-b-${runId}`,
+    deadLetter: `bench-${label}-dl-${runId}`,
+  };
+  await createDatabase(adminPool, dbName);
+  let pool: DatabasePool | undefined;
+  let worker: TriggerWorker | undefined;
+  let session: Session | undefined;
+  try {
+    pool = await createPool(withDatabaseName(s.databaseUrl, dbName), {
+      maximumPoolSize: 10,
+      connectionTimeoutMs: 5000,
+    });
+    await upgrade(pool, await readMigrations(defaultMigrationsDir()));
+    const config = await loadConfig(CONFIG_FILE, {
+      env: {
+        KAFKA_BROKERS: s.brokers,
+        WINCHESTER_KAFKA_CLIENT_ID: clientId,
+        WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: notifications,
+        WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: topics.streamEvents,
+        WINCHESTER_KAFKA_TOPICS_BATCHES: topics.batches,
+        WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: topics.deadLetter,
+        WINCHESTER_KAFKA_PARTITIONS: String(PARTITIONS),
+        WINCHESTER_KAFKA_REPLICATION_FACTOR: '1',
+        WINCHESTER_CLOCK_MODE: 'event',
+      },
+    });
+    const kafka = kafkaClient(s.brokers, clientId);
+    const metrics: WinchesterMetrics = createMetrics();
+    const log = createJsonLogger({
+      level: process.env.BENCH_LOG === 'info' ? 'info' : 'warn',
+      write: (line) => process.stderr.write(line),
+      base: { bench: label },
+    });
+    const groups = triggerGroupIds(config.settings.kafka.client_id);
+    const inputEnd = await highWatermarks(admin, notifications);
+
+    if (profile) {
+      session = new Session();
+      session.connect();
+      await post(session, 'Profiler.enable');
+      await post(session, 'Profiler.setSamplingInterval', { interval: 500 });
+      await post(session, 'Profiler.start');
+    }
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    worker = await TriggerWorker.start({ config, kafka, pool, log, metrics, maxWaitTimeInMs: MAX_WAIT_MS });
+
+    // Phase 1: until the route group has committed the end of every notifications partition.
+    let first: bigint | undefined;
+    let routed: bigint | undefined;
+    let received = 0;
+    let lastChange = Date.now();
+    let lastReceived = -1;
+    while (routed === undefined) {
+      await sleep(first === undefined ? 20 : 100);
+      received = await metricSum(metrics.notificationsReceived);
+      if (first === undefined && received > 0) first = process.hrtime.bigint();
+      if (received !== lastReceived) {
+        lastReceived = received;
+        lastChange = Date.now();
+      } else if (Date.now() - lastChange > STALL_MS) {
+        throw new BenchError(`${label}: the route stage made no progress for ${STALL_MS / 1000} s`);
+      }
+      if (received < N) continue;
+      const committed = await admin.fetchOffsets({ groupId: groups.route, topics: [notifications] });
+      const caughtUp = (committed[0]?.partitions ?? []).every(
+        (p) => BigInt(p.offset) >= (inputEnd.get(p.partition) ?? 0n),
+      );
+      if (caughtUp && committed[0]?.partitions.length === inputEnd.size) routed = process.hrtime.bigint();
+    }
+
+    // Phase 2: until every stream-events partition is checkpointed up to where routing left it.
+    // Ticks keep arriving after that; the target is the watermark at the end of routing.
+    const target = await highWatermarks(admin, topics.streamEvents);
+    let done: bigint | undefined;
+    let lastBehind = -1n;
+    lastChange = Date.now();
+    while (done === undefined) {
+      const rows = await pool.any(
+        sql.unsafe`SELECT partition, "offset" FROM partition_checkpoints WHERE topic = ${topics.streamEvents}`,
+      );
+      const at = new Map<number, bigint>();
+      for (const r of rows as readonly { partition: number; offset: string | number | null }[]) {
+        at.set(r.partition, r.offset === null ? 0n : BigInt(r.offset));
+      }
+      let behind = 0n;
+      for (const [p, end] of target) {
+        const o = at.get(p) ?? 0n;
+        if (o < end) behind += end - o;
+      }
+      if (behind === 0n) {
+        done = process.hrtime.bigint();
+        break;
+      }
+      if (behind !== lastBehind) {
+        lastBehind = behind;
+        lastChange = Date.now();
+      } else if (Date.now() - lastChange > STALL_MS) {
+        const where = [...target].map(([p, end]) => `${p}: ${at.get(p) ?? 'none'}/${end}`).join(', ');
+        throw new BenchError(
+          `${label}: checkpoints made no progress for ${STALL_MS / 1000} s (checkpointed/target per partition: ${where})`,
+        );
+      }
+      await sleep(50);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    let summary: ProfileSummary | undefined;
+    if (session !== undefined) {
+      const { profile: p } = (await post(session, 'Profiler.stop')) as { profile: CpuProfile };
+      mkdirSync(RESULTS_DIR, { recursive: true });
+      const file = `${RESULTS_DIR}/e2e-${runId}.cpuprofile`;
+      writeFileSync(file, JSON.stringify(p));
+      summary = summarise(p, file);
+      session.disconnect();
+      session = undefined;
+    }
+
+    const start = first ?? t0;
+    const steady = seconds(done - start);
+    const total = seconds(done - t0);
+    const streamEventRecords = await metricSum(metrics.streamEventRecords);
+    const checkpoint = await histogram(metrics.checkpointDuration);
+    const publish = await histogram(metrics.batchPublishDuration);
+    const result: EndToEndResult = {
+      totalSeconds: total,
+      steadySeconds: steady,
+      routeSeconds: seconds(routed - start),
+      perSecond: N / steady,
+      perSecondWithStartup: N / total,
+      routePerSecond: N / seconds(routed - start),
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      streamEventRecords,
+      streamEventRecordsPerSecond: streamEventRecords / steady,
+      ticksSent: await metricSum(metrics.ticksSent),
+      deadLettered: await metricSum(metrics.notificationsDeadLettered),
+      dropped: await metricSum(metrics.notificationsDropped),
+      streamsOpened: await metricSum(metrics.streamsOpened),
+      streamsFired: await metricSum(metrics.streamsFired),
+      streamsExpired: await metricSum(metrics.streamsExpired),
+      batchesPublished: await metricSum(metrics.batchesPublished),
+      checkpoints: await metricSum(metrics.checkpoints),
+      checkpointMeanMs: checkpoint.count === 0 ? 0 : (checkpoint.sum / checkpoint.count) * 1000,
+      checkpointsPerSecond: checkpoint.count / steady,
+      batchPublishMeanMs: publish.count === 0 ? 0 : (publish.sum / publish.count) * 1000,
+    };
+    if (summary !== undefined) result.profile = summary;
+    return result;
+  } finally {
+    if (session !== undefined) {
+      await post(session, 'Profiler.stop').catch(() => undefined);
+      session.disconnect();
+    }
+    await worker?.stop().catch(() => undefined);
+    await pool?.end().catch(() => undefined);
+    await dropDatabase(adminPool, dbName).catch(() => undefined);
+    await admin.deleteTopics({ topics: Object.values(topics), timeout: 10000 }).catch(() => undefined);
+  }
+}
+
+/** One inspector protocol call as a promise (node 20's typings lack node:inspector/promises). */
+function post(session: Session, method: string, params?: object): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    session.post(method, params ?? {}, (error: Error | null, result?: unknown) =>
+      error ? reject(error) : resolve(result),
+    );
+  });
+}
+
+// --- CPU profile summary -------------------------------------------------------------------------
+
+interface CpuProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+
+interface CpuProfile {
+  nodes: CpuProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples?: number[];
+  timeDeltas?: number[];
+}
+
+interface ProfileSummary {
+  file: string;
+  sampledMs: number;
+  /** Share of the profiled time this process was busy (not idle). */
+  busyShare: number;
+  areas: { area: string; ms: number; share: number }[];
+  functions: { name: string; where: string; area: string; ms: number; share: number }[];
+}
+
+/** Which part of the system a profiled function belongs to. */
+function areaOf(fn: string, url: string): string {
+  if (fn === '(idle)') return 'idle';
+  if (fn === '(garbage collector)') return 'garbage collector';
+  if (fn === '(program)') return 'V8/native (program)';
+  if (url === '' && /^(parse|stringify)$/.test(fn)) return 'JSON encode/decode';
+  if (url.includes('/node_modules/kafkajs/')) return 'kafkajs';
+  if (/\/node_modules\/(pg|pg-[a-z-]+|slonik|@slonik\/[a-z-]+|postgres-[a-z-]+)\//.test(url))
+    return 'pg/slonik';
+  if (url.includes('/node_modules/prom-client/')) return 'prom-client';
+  if (url.includes('/node_modules/')) return 'other dependencies';
+  if (url.includes('/src/distill/')) return 'distill';
+  if (url.includes('/src/triggers/')) return 'trigger match';
+  if (url.includes('/src/engine/')) return 'engine';
+  if (url.includes('/src/timex/')) return 'timex';
+  if (url.includes('/src/model/')) return 'event model (JSON of events)';
+  if (url.includes('/src/kafka/')) return 'src/kafka (records)';
+  if (url.includes('/src/db/')) return 'src/db (checkpoint SQL)';
+  if (url.includes('/src/worker/')) return 'worker glue';
+  if (url.includes('/src/')) return 'other src';
+  if (url.startsWith('node:') || url === '') return 'node internals';
+  return 'other';
+}
+
+function summarise(p: CpuProfile, file: string): ProfileSummary {
+  // Self time per node from the sample timeline (timeDeltas[i] is the time before sample i).
+  const selfUs = new Map<number, number>();
+  const samples = p.samples ?? [];
+  const deltas = p.timeDeltas ?? [];
+  for (let i = 0; i < samples.length; i++) {
+    const next = deltas[i + 1] ?? 0;
+    const id = samples[i] as number;
+    selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, next));
+  }
+  const byFunction = new Map<string, { name: string; where: string; area: string; us: number }>();
+  const byArea = new Map<string, number>();
+  let totalUs = 0;
+  let idleUs = 0;
+  for (const node of p.nodes) {
+    const us = selfUs.get(node.id) ?? 0;
+    if (us === 0) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const name = functionName === '' ? '(anonymous)' : functionName;
+    const area = areaOf(name, url);
+    totalUs += us;
+    if (area === 'idle') {
+      idleUs += us;
+      continue;
+    }
+    const where =
+      url === '' ? '(native)' : `${url.replace(/^file:\/\//, '').replace(ROOT, '')}:${lineNumber + 1}`;
+    const key = `${name}@${where}`;
+    const f = byFunction.get(key) ?? { name, where, area, us: 0 };
+    f.us += us;
+    byFunction.set(key, f);
+    byArea.set(area, (byArea.get(area) ?? 0) + us);
+  }
+  const busyUs = totalUs - idleUs;
+  const share = (us: number) => (busyUs === 0 ? 0 : us / busyUs);
+  return {
+    file: file.replace(ROOT, ''),
+    sampledMs: totalUs / 1000,
+    busyShare: totalUs === 0 ? 0 : busyUs / totalUs,
+    areas: [...byArea]
+      .sort((a, b) => b[1] - a[1])
+      .map(([area, us]) => ({ area, ms: us / 1000, share: share(us) })),
+    functions: [...byFunction.values()]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, 15)
+      .map((f) => ({ name: f.name, where: f.where, area: f.area, ms: f.us / 1000, share: share(f.us) })),
+  };
+}
+
+// --- output --------------------------------------------------------------------------------------
+
+function table(header: string[], rows: string[][], rightAligned: Set<number>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => (rightAligned.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [fmt(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)].join('\n');
+}
+
+function printProfile(p: ProfileSummary): void {
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  say(
+    `\nwhere the time goes (this process, profiled run: ${fmtInt(p.sampledMs)} ms sampled, busy ${pct(p.busyShare)}; shares of busy time)`,
+  );
+  say(
+    table(
+      ['area', 'self ms', 'share'],
+      p.areas.map((a) => [a.area, fmtInt(a.ms), pct(a.share)]),
+      new Set([1, 2]),
+    ),
+  );
+  say('\ntop 10 functions by self time');
+  say(
+    table(
+      ['function', 'where', 'area', 'self ms', 'share'],
+      p.functions.slice(0, 10).map((f) => [f.name, f.where, f.area, fmtInt(f.ms), pct(f.share)]),
+      new Set([3, 4]),
+    ),
+  );
+  say(`(full profile: ${p.file}; open it in Chrome DevTools → Performance)`);
+}
+
+async function main(): Promise<void> {
+  const s = services();
+  const kafka = kafkaClient(s.brokers, `bench-admin-${runId}`);
+  const admin = kafka.admin();
+  const adminPool = await checkServices(kafka, admin, s.databaseUrl);
+  const notifications = `bench-notifications-${runId}`;
+  try {
+    say(
+      `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} (the broker and PostgreSQL run on the same machine)`,
+    );
+    const tg = process.hrtime.bigint();
+    const w = buildWorkload();
+    say(
+      `workload: ${fmtInt(N)} notigen notifications (seed ${SEED}, ${fmtInt(w.instances)} instances × ${w.days} days, ${fmtInt(w.bytes / N)} B mean, ${fmtInt(w.bytes / 1e6)} MB), ${PARTITIONS} partitions; generated in ${seconds(process.hrtime.bigint() - tg).toFixed(1)} s`,
+    );
+
+    const produced = await produce(s.brokers, notifications, w);
+    say(
+      `produced: ${fmtInt(produced.perSecond)} notifications/s (${produced.megabytesPerSecond.toFixed(1)} MB/s)`,
+    );
+    // The workload's buffers are no longer needed; let the consumers have the memory.
+    w.values.length = 0;
+
+    const raw = await rawConsume(kafka, notifications);
+    say(`raw consume: ${fmtInt(raw.perSecond)} notifications/s`);
+    const e2e = await endToEnd(s, adminPool, admin, notifications, 'e2e', false);
+    say(`end to end: ${fmtInt(e2e.perSecond)} notifications/s`);
+    const profiled = PROFILE ? await endToEnd(s, adminPool, admin, notifications, 'prof', true) : undefined;
+
+    const ratio = e2e.perSecond / raw.perSecond;
+    const rows: string[][] = [
+      [
+        'produce (idempotent, acks all)',
+        fmtInt(produced.perSecond),
+        '',
+        `${produced.seconds.toFixed(2)} s`,
+        `${produced.megabytesPerSecond.toFixed(1)} MB/s`,
+      ],
+      [
+        'raw kafkajs consume + JSON.parse',
+        fmtInt(raw.perSecond),
+        fmtInt(raw.perSecondWithStartup),
+        `${raw.steadySeconds.toFixed(2)} s`,
+        `CPU ${raw.cpuSeconds.toFixed(1)} s`,
+      ],
+      [
+        'route stage (to committed end of input)',
+        fmtInt(e2e.routePerSecond),
+        '',
+        `${e2e.routeSeconds.toFixed(2)} s`,
+        `${fmtInt(e2e.streamEventRecords)} stream-event records`,
+      ],
+      [
+        'end to end (route → streams → checkpoint)',
+        fmtInt(e2e.perSecond),
+        fmtInt(e2e.perSecondWithStartup),
+        `${e2e.steadySeconds.toFixed(2)} s`,
+        `CPU ${e2e.cpuSeconds.toFixed(1)} s`,
+      ],
+    ];
+    if (profiled !== undefined) {
+      rows.push([
+        'end to end, under the profiler',
+        fmtInt(profiled.perSecond),
+        fmtInt(profiled.perSecondWithStartup),
+        `${profiled.steadySeconds.toFixed(2)} s`,
+        'sampling every 0.5 ms',
+      ]);
+    }
+    say('');
+    say(table(['measure', 'notifications/s', 'incl. start-up', 'time', 'note'], rows, new Set([1, 2, 3])));
+    say('');
+    say(
+      `end to end / raw: ${(ratio * 100).toFixed(0)}% (target ≥ 50%); ${fmtInt(e2e.perSecond)} notifications/s (target ≥ 20,000)`,
+    );
+    say(
+      `stream-events: ${fmtInt(e2e.streamEventRecordsPerSecond)} records/s; ticks ${fmtInt(e2e.ticksSent)}; dropped (no trigger) ${fmtInt(e2e.dropped)}; dead-lettered ${fmtInt(e2e.deadLettered)}`,
+    );
+    say(
+      `streams: ${fmtInt(e2e.streamsOpened)} opened, ${fmtInt(e2e.streamsFired)} fired, ${fmtInt(e2e.streamsExpired)} expired; batches published ${fmtInt(e2e.batchesPublished)} (mean publish ${e2e.batchPublishMeanMs.toFixed(1)} ms)`,
+    );
+    say(
+      `checkpoints: ${fmtInt(e2e.checkpoints)} (${e2e.checkpointsPerSecond.toFixed(1)}/s), mean ${e2e.checkpointMeanMs.toFixed(1)} ms each`,
+    );
+    if (profiled?.profile !== undefined) printProfile(profiled.profile);
+
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const out = `${RESULTS_DIR}/e2e-${new Date()
+      .toISOString()
+      .replaceAll(':', '-')
+      .replace(/\.\d+Z$/, 'Z')}.json`;
+    writeFileSync(
+      out,
+      `${JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          machine: {
+            cpus: cpus().length,
+            model: cpus()[0]?.model,
+            node: process.version,
+            loadavg: loadavg(),
+          },
+          workload: {
+            notifications: N,
+            partitions: PARTITIONS,
+            seed: SEED,
+            instances: w.instances,
+            days: w.days,
+            bytes: w.bytes,
+          },
+          produce: produced,
+          raw,
+          endToEnd: e2e,
+          ratio,
+          ...(profiled === undefined ? {} : { profiled }),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    say(`\nresults: ${out.replace(ROOT, '')}`);
+  } finally {
+    await admin.deleteTopics({ topics: [notifications], timeout: 10000 }).catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
+    await adminPool.end().catch(() => undefined);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(
+      `bench: ${err instanceof BenchError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exit(1);
+  },
+);
