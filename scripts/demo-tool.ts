@@ -372,7 +372,7 @@ async function summary(stateDir: string): Promise<void> {
     row('events matched', p.matched, 'by test_trigger'),
     row('streams opened', p.opened),
     row('streams fired', p.fired, 'end-of-day compute.instance.exists arrived'),
-    row('streams expired', p.expired, 'no matching .exists within 2 days'),
+    row('streams expired', p.expired, 'no full-day .exists before $last + 2d'),
     row('streams still open', p.active),
     row('batches published', p.published, 'to the pipeline worker'),
     row('batches completed', p.completed, 'logger → usage → notabene'),

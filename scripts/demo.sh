@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end, on real services:
 #   1. Kafka and PostgreSQL: `npm run infra:up` (or KAFKA_BROKERS / DATABASE_URL when both are set);
-#   2. a database of its own for this run, migrated with `winchester db upgrade -c etc/winchester.yaml`;
+#   2. `winchester check` of etc/, then a database of its own for this run, migrated with `winchester db upgrade -c etc/winchester.yaml`;
 #   3. a trigger worker and a pipeline worker in the background, running the StackTach usage job of etc/
 #      (test_trigger → logger, usage, notabene publishing the verdicts to the Kafka topic monitor.info),
 #      on topics of their own, with the event-time clock; logs in .demo/runs/<run>/;
@@ -173,7 +173,9 @@ trap cleanup_on_exit EXIT
 trap 'exit 130' INT TERM
 
 say
-say "== 2. database $database (migrated with winchester db upgrade)"
+say '== 2. configuration: winchester check -c etc/winchester.yaml'
+winchester check -c etc/winchester.yaml
+say "database $database for this run (migrated with winchester db upgrade)"
 DATABASE_URL=$(tool db-create "$admin_url" "$database")
 export DATABASE_URL KAFKA_BROKERS
 export WINCHESTER_KAFKA_CLIENT_ID="$topic_prefix"
