@@ -52,7 +52,9 @@ async function dbCreate(url: string, name: string): Promise<void> {
   try {
     await createDatabase(pool, name);
   } catch (error) {
-    throw new DemoError(`cannot create database ${name}: ${(error as Error).message}`);
+    throw new DemoError(
+      `cannot create database ${name}: ${(error as Error).message} (the demo gives each run a database of its own; the role of DATABASE_URL needs CREATEDB, as the one of npm run infra:up has)`,
+    );
   } finally {
     await pool.end();
   }
@@ -304,7 +306,9 @@ async function countVerdicts(
     const done = new Promise<void>((resolve) => {
       resolveDone = resolve;
     });
+    // No offsets committed: the throw-away group leaves nothing behind on the broker.
     await consumer.run({
+      autoCommit: false,
       eachMessage: async ({ partition, message }) => {
         const high = pending.get(partition);
         if (high === undefined) return;

@@ -75,7 +75,12 @@ tool() { node --import tsx "$ROOT/scripts/demo-tool.ts" "$@"; }
 
 # A pid is one of our workers only if it still runs bin/winchester.js (pids get reused).
 is_worker() {
-  [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null && tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | grep -q 'bin/winchester.js'
+  [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null || return 1
+  if [[ -r "/proc/$1/cmdline" ]]; then
+    tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | grep -q 'bin/winchester.js'
+  else
+    ps -p "$1" -o args= 2>/dev/null | grep -q 'bin/winchester.js'
+  fi
 }
 
 # Stops the workers of the run in $1 (SIGTERM: they checkpoint and leave their groups), then removes the
@@ -164,7 +169,11 @@ verdict_topic=monitor.info # the queue_name of the notabene steps in etc/pipelin
 cleanup_on_exit() {
   local rc=$?
   if [[ -f "$run_dir/run.env" && ("$rc" -ne 0 || "$keep" == 0) ]]; then
-    [[ "$rc" -ne 0 ]] && say "demo: failed (exit $rc); logs in $run_dir"
+    if [[ "$rc" -eq 130 ]]; then
+      say "demo: interrupted; stopping the workers (logs in $run_dir)"
+    elif [[ "$rc" -ne 0 ]]; then
+      say "demo: failed (exit $rc); stopping the workers (logs in $run_dir)"
+    fi
     stop_run "$run_dir"
     rm -f "$CURRENT"
   fi
