@@ -5,6 +5,11 @@
  *
  *   npm run bench:e2e                                   # 200k notifications, 4 partitions, profiled rerun
  *   npm run bench:e2e -- --notifications 500000 --partitions 8 --no-profile
+ *   npm run bench:e2e -- --summarise bench/results/e2e-….cpuprofile   # a saved profile's summary
+ *
+ * WINCHESTER_* variables in the environment reach the worker's configuration (to try settings such as
+ * WINCHESTER_TRIGGER_WORKER_CHECKPOINT_RECORDS); the topic, client id, partition and clock settings are the
+ * bench's own.
  *
  * Steps (each a row of the printed table and a field of bench/results/e2e-<time>.json):
  *  1. produce N notigen notifications (generated and encoded beforehand, so only the producing is
@@ -278,6 +283,15 @@ async function waitWithStall(done: Promise<void>, progress: () => number, what: 
   }
 }
 
+/** WINCHESTER_* settings from the environment, passed to the worker's configuration. */
+function tuning(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name.startsWith('WINCHESTER_') && value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
 interface EndToEndResult {
   totalSeconds: number;
   steadySeconds: number;
@@ -359,6 +373,9 @@ async function endToEnd(
     await upgrade(pool, await readMigrations(defaultMigrationsDir()));
     const config = await loadConfig(CONFIG_FILE, {
       env: {
+        // Settings to experiment with (e.g. WINCHESTER_TRIGGER_WORKER_CHECKPOINT_RECORDS); the names
+        // below are the bench's own and win.
+        ...tuning(),
         KAFKA_BROKERS: s.brokers,
         WINCHESTER_KAFKA_CLIENT_ID: clientId,
         WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: notifications,
@@ -516,8 +533,9 @@ function post(session: Session, method: string, params?: object): Promise<unknow
 
 interface CpuProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 
 interface CpuProfile {
@@ -571,6 +589,18 @@ function summarise(p: CpuProfile, file: string): ProfileSummary {
     const id = samples[i] as number;
     selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, next));
   }
+  // tsx compiles each TypeScript module onto one line, so positions there say little and closures
+  // (parseJsonLossless' inner parsers, say) are anonymous: name them after their enclosing function.
+  const parent = new Map<number, CpuProfileNode>();
+  for (const node of p.nodes) for (const c of node.children ?? []) parent.set(c, node);
+  const nameOf = (node: CpuProfileNode): string => {
+    if (node.callFrame.functionName !== '') return node.callFrame.functionName;
+    for (let up = parent.get(node.id); up !== undefined; up = parent.get(up.id)) {
+      if (up.callFrame.url !== node.callFrame.url) break;
+      if (up.callFrame.functionName !== '') return `(closure in ${up.callFrame.functionName})`;
+    }
+    return '(anonymous)';
+  };
   const byFunction = new Map<string, { name: string; where: string; area: string; us: number }>();
   const byArea = new Map<string, number>();
   let totalUs = 0;
@@ -578,16 +608,21 @@ function summarise(p: CpuProfile, file: string): ProfileSummary {
   for (const node of p.nodes) {
     const us = selfUs.get(node.id) ?? 0;
     if (us === 0) continue;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const name = functionName === '' ? '(anonymous)' : functionName;
+    const { url, lineNumber, columnNumber } = node.callFrame;
+    const name = nameOf(node);
     const area = areaOf(name, url);
     totalUs += us;
     if (area === 'idle') {
       idleUs += us;
       continue;
     }
+    const file = url.replace(/^file:\/\//, '').replace(ROOT, '');
     const where =
-      url === '' ? '(native)' : `${url.replace(/^file:\/\//, '').replace(ROOT, '')}:${lineNumber + 1}`;
+      url === ''
+        ? '(native)'
+        : lineNumber === 0 && file.endsWith('.ts')
+          ? `${file} (col ${columnNumber + 1})`
+          : `${file}:${lineNumber + 1}`;
     const key = `${name}@${where}`;
     const f = byFunction.get(key) ?? { name, where, area, us: 0 };
     f.us += us;
@@ -646,6 +681,14 @@ function printProfile(p: ProfileSummary): void {
 }
 
 async function main(): Promise<void> {
+  const saved = process.argv.indexOf('--summarise');
+  if (saved >= 0) {
+    // Re-reads a profile an earlier run saved (the summary rules may have changed since).
+    const file = process.argv[saved + 1];
+    if (file === undefined) throw new BenchError('--summarise needs a .cpuprofile file');
+    printProfile(summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, file));
+    return;
+  }
   const s = services();
   const kafka = kafkaClient(s.brokers, `bench-admin-${runId}`);
   const admin = kafka.admin();
@@ -663,6 +706,9 @@ async function main(): Promise<void> {
       `workload: ${fmtInt(N)} notigen notifications (seed ${SEED}, ${fmtInt(w.instances)} instances × ${w.days} days, ${fmtInt(w.bytes / N)} B mean, ${fmtInt(w.bytes / 1e6)} MB), ${PARTITIONS} partitions; generated in ${seconds(process.hrtime.bigint() - tg).toFixed(1)} s`,
     );
 
+    const tuned = Object.entries(tuning());
+    if (tuned.length > 0)
+      say(`settings from the environment: ${tuned.map(([k, v]) => `${k}=${v}`).join(' ')}`);
     const produced = await produce(s.brokers, notifications, w);
     say(
       `produced: ${fmtInt(produced.perSecond)} notifications/s (${produced.megabytesPerSecond.toFixed(1)} MB/s)`,
@@ -757,6 +803,7 @@ async function main(): Promise<void> {
             days: w.days,
             bytes: w.bytes,
           },
+          settings: tuning(),
           produce: produced,
           raw,
           endToEnd: e2e,
