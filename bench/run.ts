@@ -125,15 +125,17 @@ async function checkServices(kafka: Kafka, admin: Admin, databaseUrl: string): P
     );
   }
   void kafka;
-  const pool = await createPool(databaseUrl, {
-    maximumPoolSize: 1,
-    connectionTimeoutMs: 3000,
-    connectionRetryLimit: 1,
-  });
+  let pool: DatabasePool | undefined;
   try {
+    pool = await createPool(databaseUrl, {
+      maximumPoolSize: 1,
+      connectionTimeoutMs: 3000,
+      connectionRetryLimit: 1,
+    });
     await pool.query(sql.unsafe`SELECT 1`);
   } catch (error) {
-    await pool.end().catch(() => undefined);
+    await pool?.end().catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
     throw new BenchError(
       `PostgreSQL is not reachable (${(error as Error).message}): run npm run infra:up (or set DATABASE_URL)`,
     );
