@@ -113,7 +113,7 @@ function kafkaClient(brokers: string, clientId: string): Kafka {
 }
 
 /** Checks both services answer, with the fix in the message when one does not. */
-async function checkServices(kafka: Kafka, admin: Admin, databaseUrl: string): Promise<DatabasePool> {
+async function checkServices(admin: Admin, databaseUrl: string): Promise<DatabasePool> {
   try {
     await Promise.race([
       admin.connect(),
@@ -124,7 +124,6 @@ async function checkServices(kafka: Kafka, admin: Admin, databaseUrl: string): P
       `Kafka is not reachable (${(error as Error).message}): run npm run infra:up (or set KAFKA_BROKERS)`,
     );
   }
-  void kafka;
   let pool: DatabasePool | undefined;
   try {
     pool = await createPool(databaseUrl, {
@@ -694,7 +693,7 @@ async function main(): Promise<void> {
   const s = services();
   const kafka = kafkaClient(s.brokers, `bench-admin-${runId}`);
   const admin = kafka.admin();
-  const adminPool = await checkServices(kafka, admin, s.databaseUrl);
+  const adminPool = await checkServices(admin, s.databaseUrl);
   const notifications = `bench-notifications-${runId}`;
   try {
     say(
