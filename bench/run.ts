@@ -5,6 +5,7 @@
  *
  *   npm run bench:e2e                                   # 200k notifications, 4 partitions, profiled rerun
  *   npm run bench:e2e -- --notifications 500000 --partitions 8 --no-profile
+ *   npm run bench:e2e -- --split          # also with the two stages in two processes (uses two cores)
  *   npm run bench:e2e -- --summarise bench/results/e2e-….cpuprofile   # a saved profile's summary
  *
  * WINCHESTER_* variables in the environment reach the worker's configuration (to try settings such as
@@ -30,6 +31,7 @@
  * Needs Kafka and PostgreSQL: KAFKA_BROKERS and DATABASE_URL, or .infra/env as `npm run infra:up`
  * writes it. Every run uses its own topics and databases and removes them at the end.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -39,6 +41,7 @@ import { loadConfig } from '../src/config/index.js';
 import { createDatabase, dropDatabase, withDatabaseName } from '../src/db/databases.js';
 import { defaultMigrationsDir, readMigrations, upgrade } from '../src/db/migrate.js';
 import { createPool, type DatabasePool, sql } from '../src/db/pool.js';
+import { createTopics } from '../src/kafka/admin.js';
 import { createKafka } from '../src/kafka/kafka.js';
 import { judgeLine } from '../src/kafka/notification-key.js';
 import { openNotificationProducer } from '../src/kafka/notification-producer.js';
@@ -46,7 +49,7 @@ import type { Admin, Kafka } from '../src/kafka/types.js';
 import { createJsonLogger } from '../src/log.js';
 import { createMetrics, type WinchesterMetrics } from '../src/metrics/metrics.js';
 import { generateNotifications } from '../src/notigen/index.js';
-import { TriggerWorker, triggerGroupIds } from '../src/worker/trigger-worker.js';
+import { type TriggerStages, TriggerWorker, triggerGroupIds } from '../src/worker/trigger-worker.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CONFIG_FILE = `${ROOT}etc/winchester.yaml`;
@@ -68,6 +71,8 @@ const N = arg('notifications', 200_000);
 const PARTITIONS = arg('partitions', 4);
 const SEED = arg('seed', 1);
 const PROFILE = !flag('no-profile');
+/** Also run the two stages as two processes (`--stage route` / `--stage streams`). */
+const SPLIT = flag('split');
 /** Give up when nothing has progressed for this long. */
 const STALL_MS = arg('stall-seconds', 120) * 1000;
 /** The consumers' fetch wait, as the worker's default. */
@@ -337,6 +342,114 @@ async function histogram(metric: {
   return { sum, count };
 }
 
+/** The worker metrics the report uses, summed over label sets. */
+interface Counts {
+  received: number;
+  streamEventRecords: number;
+  ticksSent: number;
+  deadLettered: number;
+  dropped: number;
+  streamsOpened: number;
+  streamsFired: number;
+  streamsExpired: number;
+  batchesPublished: number;
+  checkpoints: number;
+  checkpointSeconds: number;
+  publishes: number;
+  publishSeconds: number;
+}
+
+async function counts(m: WinchesterMetrics): Promise<Counts> {
+  const checkpoint = await histogram(m.checkpointDuration);
+  const publish = await histogram(m.batchPublishDuration);
+  return {
+    received: await metricSum(m.notificationsReceived),
+    streamEventRecords: await metricSum(m.streamEventRecords),
+    ticksSent: await metricSum(m.ticksSent),
+    deadLettered: await metricSum(m.notificationsDeadLettered),
+    dropped: await metricSum(m.notificationsDropped),
+    streamsOpened: await metricSum(m.streamsOpened),
+    streamsFired: await metricSum(m.streamsFired),
+    streamsExpired: await metricSum(m.streamsExpired),
+    batchesPublished: await metricSum(m.batchesPublished),
+    checkpoints: await metricSum(m.checkpoints),
+    checkpointSeconds: checkpoint.sum,
+    publishes: publish.count,
+    publishSeconds: publish.sum,
+  };
+}
+
+function addCounts(a: Counts, b: Counts): Counts {
+  const out = { ...a };
+  for (const k of Object.keys(out) as (keyof Counts)[]) out[k] += b[k];
+  return out;
+}
+
+/**
+ * A child process running one stage (`--stage-process route|streams`), configured through the
+ * environment the parent passes. On SIGTERM it stops the worker gracefully and prints its CPU time and
+ * metrics as one JSON line on stdout.
+ */
+async function stageProcess(stage: TriggerStages): Promise<void> {
+  const env = process.env;
+  const brokers = env.KAFKA_BROKERS ?? '';
+  const config = await loadConfig(CONFIG_FILE, { env });
+  const pool = await createPool(env.DATABASE_URL ?? '', { maximumPoolSize: 10, connectionTimeoutMs: 5000 });
+  const metrics = createMetrics();
+  const log = createJsonLogger({
+    level: env.BENCH_LOG === 'info' ? 'info' : 'warn',
+    write: (line) => process.stderr.write(line),
+    base: { bench: `split-${stage}` },
+  });
+  const cpu0 = process.cpuUsage();
+  const worker = await TriggerWorker.start({
+    config,
+    kafka: kafkaClient(brokers, config.settings.kafka.client_id),
+    pool,
+    log,
+    metrics,
+    stages: stage,
+    maxWaitTimeInMs: MAX_WAIT_MS,
+  });
+  await new Promise<void>((resolve) => process.once('SIGTERM', () => resolve()));
+  const cpu = process.cpuUsage(cpu0);
+  await worker.stop().catch((error: unknown) => log('warn', 'stop failed', { error: String(error) }));
+  await pool.end().catch(() => undefined);
+  process.stdout.write(
+    `${JSON.stringify({ cpuSeconds: (cpu.user + cpu.system) / 1e6, counts: await counts(metrics) })}\n`,
+  );
+}
+
+/** Starts a stage process; resolves to its final report once it has exited after SIGTERM. */
+function startStage(
+  stage: 'route' | 'streams',
+  env: NodeJS.ProcessEnv,
+): {
+  child: ChildProcess;
+  report: Promise<{ cpuSeconds: number; counts: Counts }>;
+} {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', new URL(import.meta.url).pathname, '--stage-process', stage],
+    { env, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString('utf8');
+  });
+  const report = new Promise<{ cpuSeconds: number; counts: Counts }>((resolve, reject) => {
+    child.on('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(line) as { cpuSeconds: number; counts: Counts });
+      } catch {
+        reject(new BenchError(`the ${stage} stage process exited (${code}) without a report`));
+      }
+    });
+  });
+  return { child, report };
+}
+
 /** High watermark of every partition of `topic`. */
 async function highWatermarks(admin: Admin, topic: string): Promise<Map<number, bigint>> {
   const offsets = await admin.fetchTopicOffsets(topic);
@@ -353,8 +466,9 @@ async function endToEnd(
   admin: Admin,
   notifications: string,
   label: string,
-  profile: boolean,
+  mode: 'in-process' | 'profiled' | 'split',
 ): Promise<EndToEndResult> {
+  const profile = mode === 'profiled';
   const dbName = `bench_${label}_${runId.replaceAll('-', '_')}`;
   const clientId = `bench-${label}-${runId}`;
   const topics = {
@@ -365,6 +479,7 @@ async function endToEnd(
   await createDatabase(adminPool, dbName);
   let pool: DatabasePool | undefined;
   let worker: TriggerWorker | undefined;
+  const children: ChildProcess[] = [];
   let session: Session | undefined;
   try {
     pool = await createPool(withDatabaseName(s.databaseUrl, dbName), {
@@ -372,22 +487,21 @@ async function endToEnd(
       connectionTimeoutMs: 5000,
     });
     await upgrade(pool, await readMigrations(defaultMigrationsDir()));
-    const config = await loadConfig(CONFIG_FILE, {
-      env: {
-        // Settings to experiment with (e.g. WINCHESTER_TRIGGER_WORKER_CHECKPOINT_RECORDS); the names
-        // below are the bench's own and win.
-        ...tuning(),
-        KAFKA_BROKERS: s.brokers,
-        WINCHESTER_KAFKA_CLIENT_ID: clientId,
-        WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: notifications,
-        WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: topics.streamEvents,
-        WINCHESTER_KAFKA_TOPICS_BATCHES: topics.batches,
-        WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: topics.deadLetter,
-        WINCHESTER_KAFKA_PARTITIONS: String(PARTITIONS),
-        WINCHESTER_KAFKA_REPLICATION_FACTOR: '1',
-        WINCHESTER_CLOCK_MODE: 'event',
-      },
-    });
+    const configEnv: Record<string, string> = {
+      // Settings to experiment with (e.g. WINCHESTER_TRIGGER_WORKER_CHECKPOINT_RECORDS); the names
+      // below are the bench's own and win.
+      ...tuning(),
+      KAFKA_BROKERS: s.brokers,
+      WINCHESTER_KAFKA_CLIENT_ID: clientId,
+      WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: notifications,
+      WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: topics.streamEvents,
+      WINCHESTER_KAFKA_TOPICS_BATCHES: topics.batches,
+      WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: topics.deadLetter,
+      WINCHESTER_KAFKA_PARTITIONS: String(PARTITIONS),
+      WINCHESTER_KAFKA_REPLICATION_FACTOR: '1',
+      WINCHESTER_CLOCK_MODE: 'event',
+    };
+    const config = await loadConfig(CONFIG_FILE, { env: configEnv });
     const kafka = kafkaClient(s.brokers, clientId);
     const metrics: WinchesterMetrics = createMetrics();
     const log = createJsonLogger({
@@ -405,9 +519,34 @@ async function endToEnd(
       await post(session, 'Profiler.setSamplingInterval', { interval: 500 });
       await post(session, 'Profiler.start');
     }
+    let reports: Promise<{ cpuSeconds: number; counts: Counts }>[] = [];
+    if (mode === 'split') {
+      // Created here so the two processes do not race to create them.
+      await createTopics(
+        admin,
+        [topics.streamEvents, topics.batches, topics.deadLetter].map((topic) => ({
+          topic,
+          numPartitions: PARTITIONS,
+          replicationFactor: 1,
+        })),
+      );
+    }
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
-    worker = await TriggerWorker.start({ config, kafka, pool, log, metrics, maxWaitTimeInMs: MAX_WAIT_MS });
+    if (mode === 'split') {
+      const env = { ...process.env, ...configEnv, DATABASE_URL: withDatabaseName(s.databaseUrl, dbName) };
+      const stages = [startStage('streams', env), startStage('route', env)];
+      for (const st of stages) children.push(st.child);
+      reports = stages.map((st) => st.report);
+    } else {
+      worker = await TriggerWorker.start({ config, kafka, pool, log, metrics, maxWaitTimeInMs: MAX_WAIT_MS });
+    }
+    // Route progress: notifications received (in process), or offsets committed (stage processes).
+    const routeProgress = async (): Promise<number> => {
+      if (mode !== 'split') return metricSum(metrics.notificationsReceived);
+      const committed = await admin.fetchOffsets({ groupId: groups.route, topics: [notifications] });
+      return (committed[0]?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+    };
 
     // Phase 1: until the route group has committed the end of every notifications partition.
     let first: bigint | undefined;
@@ -417,7 +556,7 @@ async function endToEnd(
     let lastReceived = -1;
     while (routed === undefined) {
       await sleep(first === undefined ? 20 : 100);
-      received = await metricSum(metrics.notificationsReceived);
+      received = await routeProgress();
       if (first === undefined && received > 0) first = process.hrtime.bigint();
       if (received !== lastReceived) {
         lastReceived = received;
@@ -468,6 +607,16 @@ async function endToEnd(
       await sleep(50);
     }
     const cpu = process.cpuUsage(cpu0);
+    let cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    let c: Counts;
+    if (mode === 'split') {
+      for (const child of children) child.kill('SIGTERM');
+      const done = await Promise.all(reports);
+      c = addCounts(done[0]?.counts as Counts, done[1]?.counts as Counts);
+      cpuSeconds = done.reduce((sum, r) => sum + r.cpuSeconds, 0);
+    } else {
+      c = await counts(metrics);
+    }
     let summary: ProfileSummary | undefined;
     if (session !== undefined) {
       const { profile: p } = (await post(session, 'Profiler.stop')) as { profile: CpuProfile };
@@ -482,9 +631,6 @@ async function endToEnd(
     const start = first ?? t0;
     const steady = seconds(done - start);
     const total = seconds(done - t0);
-    const streamEventRecords = await metricSum(metrics.streamEventRecords);
-    const checkpoint = await histogram(metrics.checkpointDuration);
-    const publish = await histogram(metrics.batchPublishDuration);
     const result: EndToEndResult = {
       totalSeconds: total,
       steadySeconds: steady,
@@ -492,20 +638,20 @@ async function endToEnd(
       perSecond: N / steady,
       perSecondWithStartup: N / total,
       routePerSecond: N / seconds(routed - start),
-      cpuSeconds: (cpu.user + cpu.system) / 1e6,
-      streamEventRecords,
-      streamEventRecordsPerSecond: streamEventRecords / steady,
-      ticksSent: await metricSum(metrics.ticksSent),
-      deadLettered: await metricSum(metrics.notificationsDeadLettered),
-      dropped: await metricSum(metrics.notificationsDropped),
-      streamsOpened: await metricSum(metrics.streamsOpened),
-      streamsFired: await metricSum(metrics.streamsFired),
-      streamsExpired: await metricSum(metrics.streamsExpired),
-      batchesPublished: await metricSum(metrics.batchesPublished),
-      checkpoints: await metricSum(metrics.checkpoints),
-      checkpointMeanMs: checkpoint.count === 0 ? 0 : (checkpoint.sum / checkpoint.count) * 1000,
-      checkpointsPerSecond: checkpoint.count / steady,
-      batchPublishMeanMs: publish.count === 0 ? 0 : (publish.sum / publish.count) * 1000,
+      cpuSeconds,
+      streamEventRecords: c.streamEventRecords,
+      streamEventRecordsPerSecond: c.streamEventRecords / steady,
+      ticksSent: c.ticksSent,
+      deadLettered: c.deadLettered,
+      dropped: c.dropped,
+      streamsOpened: c.streamsOpened,
+      streamsFired: c.streamsFired,
+      streamsExpired: c.streamsExpired,
+      batchesPublished: c.batchesPublished,
+      checkpoints: c.checkpoints,
+      checkpointMeanMs: c.checkpoints === 0 ? 0 : (c.checkpointSeconds / c.checkpoints) * 1000,
+      checkpointsPerSecond: c.checkpoints / steady,
+      batchPublishMeanMs: c.publishes === 0 ? 0 : (c.publishSeconds / c.publishes) * 1000,
     };
     if (summary !== undefined) result.profile = summary;
     return result;
@@ -515,6 +661,7 @@ async function endToEnd(
       session.disconnect();
     }
     await worker?.stop().catch(() => undefined);
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
     await pool?.end().catch(() => undefined);
     await dropDatabase(adminPool, dbName).catch(() => undefined);
     await admin.deleteTopics({ topics: Object.values(topics), timeout: 10000 }).catch(() => undefined);
@@ -682,6 +829,14 @@ function printProfile(p: ProfileSummary): void {
 }
 
 async function main(): Promise<void> {
+  const stageAt = process.argv.indexOf('--stage-process');
+  if (stageAt >= 0) {
+    const stage = process.argv[stageAt + 1];
+    if (stage !== 'route' && stage !== 'streams')
+      throw new BenchError('--stage-process needs route or streams');
+    await stageProcess(stage);
+    return;
+  }
   const saved = process.argv.indexOf('--summarise');
   if (saved >= 0) {
     // Re-reads a profile an earlier run saved (the summary rules may have changed since).
@@ -719,9 +874,13 @@ async function main(): Promise<void> {
 
     const raw = await rawConsume(kafka, notifications);
     say(`raw consume: ${fmtInt(raw.perSecond)} notifications/s`);
-    const e2e = await endToEnd(s, adminPool, admin, notifications, 'e2e', false);
+    const e2e = await endToEnd(s, adminPool, admin, notifications, 'e2e', 'in-process');
     say(`end to end: ${fmtInt(e2e.perSecond)} notifications/s`);
-    const profiled = PROFILE ? await endToEnd(s, adminPool, admin, notifications, 'prof', true) : undefined;
+    const profiled = PROFILE
+      ? await endToEnd(s, adminPool, admin, notifications, 'prof', 'profiled')
+      : undefined;
+    const split = SPLIT ? await endToEnd(s, adminPool, admin, notifications, 'split', 'split') : undefined;
+    if (split !== undefined) say(`end to end, two processes: ${fmtInt(split.perSecond)} notifications/s`);
 
     const ratio = e2e.perSecond / raw.perSecond;
     const rows: string[][] = [
@@ -761,6 +920,15 @@ async function main(): Promise<void> {
         fmtInt(profiled.perSecondWithStartup),
         `${profiled.steadySeconds.toFixed(2)} s`,
         'sampling every 0.5 ms',
+      ]);
+    }
+    if (split !== undefined) {
+      rows.push([
+        'end to end, route and streams in two processes',
+        fmtInt(split.perSecond),
+        fmtInt(split.perSecondWithStartup),
+        `${split.steadySeconds.toFixed(2)} s`,
+        `CPU ${split.cpuSeconds.toFixed(1)} s; route done at ${split.routeSeconds.toFixed(1)} s; ${fmtInt(split.checkpoints)} checkpoints, mean ${split.checkpointMeanMs.toFixed(0)} ms`,
       ]);
     }
     say('');
@@ -810,6 +978,7 @@ async function main(): Promise<void> {
           endToEnd: e2e,
           ratio,
           ...(profiled === undefined ? {} : { profiled }),
+          ...(split === undefined ? {} : { split }),
         },
         null,
         2,
