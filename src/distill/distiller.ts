@@ -88,6 +88,21 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
 
 const clip = (s: string, n = 80) => (s.length > n ? `${s.slice(0, n)}…` : s);
 
+/**
+ * `clip(pyStr(v), n)` for an error detail, whatever `v` is: JSON.parse accepts any nesting depth, and a
+ * value nested deeper than the stack allows (`[[[[…]]]]` 100k deep) must stay a malformed notification,
+ * not become an exception that stalls the partition.
+ */
+function preview(v: unknown, n: number): string {
+  try {
+    return clip(pyStr(v), n);
+  } catch {
+    return Array.isArray(v)
+      ? '[…] (a list nested too deep to show)'
+      : '{…} (a mapping nested too deep to show)';
+  }
+}
+
 function malformed(reason: MalformedReason, detail: string): DistillResult {
   return { ok: false, kind: 'malformed', reason, detail };
 }
@@ -115,7 +130,7 @@ function convert(trait: CompiledTrait, v: unknown): TraitValue | undefined {
       if (typeof v === 'string') return { type: 'datetime', value: parseNotificationDatetime(v) };
       if (v instanceof Date && !Number.isNaN(v.getTime()))
         return { type: 'datetime', value: v.getTime() * 1000 };
-      throw new ConversionError(`not a datetime string: ${clip(pyStr(v), 60)}`);
+      throw new ConversionError(`not a datetime string: ${preview(v, 60)}`);
   }
 }
 
@@ -179,7 +194,7 @@ export class Distiller {
     if (!isObject(notification)) {
       return malformed(
         'not_an_object',
-        `a notification must be a JSON object, got ${clip(pyStr(notification), 40)}`,
+        `a notification must be a JSON object, got ${preview(notification, 40)}`,
       );
     }
     let body = notification;
@@ -209,7 +224,7 @@ export class Distiller {
     } else if (typeof when !== 'string') {
       return malformed(
         'bad_timestamp',
-        `timestamp is not a string: ${clip(pyStr(when), 40)} (message ${messageId})`,
+        `timestamp is not a string: ${preview(when, 40)} (message ${messageId})`,
       );
     } else {
       try {
@@ -234,7 +249,7 @@ export class Distiller {
 function describeField(v: unknown): string {
   if (v === undefined) return 'missing';
   if (v === '') return 'empty';
-  return `not a string (${clip(pyStr(v), 40)})`;
+  return `not a string (${preview(v, 40)})`;
 }
 
 /** `timestamp`, else `_context_timestamp`; null and "" count as absent. */
@@ -253,7 +268,7 @@ function unwrapEnvelope(
   const bad = (r: MalformedReason, detail: string) => ({ error: malformed(r, detail) });
   const version = env['oslo.version'];
   if (typeof version !== 'string' || !/^2(\.\d+)?$/.test(version)) {
-    return bad('bad_envelope', `unsupported oslo.messaging envelope version ${clip(pyStr(version), 20)}`);
+    return bad('bad_envelope', `unsupported oslo.messaging envelope version ${preview(version, 20)}`);
   }
   const inner = env['oslo.message'];
   if (typeof inner !== 'string') return bad('bad_envelope', 'oslo.message is missing or not a string');
