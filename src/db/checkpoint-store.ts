@@ -201,7 +201,7 @@ export class CheckpointStore {
           INSERT INTO partition_checkpoints (topic, partition, epoch) VALUES (${topic}, ${partition}, 1)
           ON CONFLICT (topic, partition) DO UPDATE
             SET epoch = partition_checkpoints.epoch + 1, claimed_at = now()
-          RETURNING epoch, "offset", next_seq`);
+          RETURNING epoch, "offset", next_seq, clock`);
         const rows = await tx.any(sql.unsafe`
           SELECT ${STREAM_COLUMNS},
             ARRAY(SELECT e.message_id FROM stream_events e WHERE e.stream_id = s.id ORDER BY e.ord) AS message_ids
@@ -228,7 +228,12 @@ export class CheckpointStore {
           offset: claim.offset === null ? null : toInt(claim.offset, 'offset'),
           nextSeq,
           liveStreams,
-          snapshot: { nextSeq, now: null, streams: liveStreams, recent },
+          snapshot: {
+            nextSeq,
+            now: claim.clock === null ? null : toInt(claim.clock, 'clock'),
+            streams: liveStreams,
+            recent,
+          },
         };
       });
     } catch (error) {
@@ -253,7 +258,8 @@ export class CheckpointStore {
       await this.pool.transaction(async (tx) => {
         const owned = await tx.maybeOne(sql.unsafe`
           UPDATE partition_checkpoints
-          SET "offset" = ${cp.offset}, next_seq = ${cp.nextSeq}, updated_at = now()
+          SET "offset" = ${cp.offset}, next_seq = ${cp.nextSeq}, updated_at = now(),
+            clock = COALESCE(${Number.isSafeInteger(cp.now) ? (cp.now as number) : null}::bigint, clock)
           WHERE topic = ${topic} AND partition = ${partition} AND epoch = ${cp.epoch}
           RETURNING epoch`);
         if (owned === null) {

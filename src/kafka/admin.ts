@@ -3,7 +3,7 @@
  * answers real requests. Used by the workers at start-up, by `scripts/infra.sh` and by the tests.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Admin, ITopicConfig } from 'kafkajs';
+import type { Admin, ITopicConfig, Kafka } from 'kafkajs';
 import {
   classifyKafkaError,
   describeKafkaError,
@@ -165,5 +165,35 @@ export async function waitForKafka(options: WaitForKafkaOptions): Promise<Cluste
       );
     }
     await sleep(intervalMs);
+  }
+}
+
+/**
+ * What a worker does at start: creates whichever of `topics` are missing, each with the same partition
+ * count and replication factor (kafka.partitions, kafka.replication_factor), and returns the partition
+ * count of every topic (existing topics keep theirs).
+ */
+export async function ensureTopics(
+  kafka: Pick<Kafka, 'admin'>,
+  topics: readonly string[],
+  options: { partitions: number; replicationFactor: number; onCreated?: (created: string[]) => void },
+): Promise<Map<string, number>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const unique = [...new Set(topics)];
+    const created = await createTopics(
+      admin,
+      unique.map((topic) => ({
+        topic,
+        numPartitions: options.partitions,
+        replicationFactor: options.replicationFactor,
+      })),
+    );
+    if (created.length > 0) options.onCreated?.(created);
+    const metadata = await admin.fetchTopicMetadata({ topics: unique });
+    return new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+  } finally {
+    await admin.disconnect().catch(() => undefined);
   }
 }

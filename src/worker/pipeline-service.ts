@@ -8,9 +8,9 @@
 import type { WinchesterConfig } from '../config/load.js';
 import { PipelineStore } from '../db/pipeline-store.js';
 import type { DatabasePool } from '../db/pool.js';
-import { createTopics } from '../kafka/admin.js';
+import { ensureTopics } from '../kafka/admin.js';
 import { createProducer } from '../kafka/kafka.js';
-import type { Admin, Consumer, Kafka, Producer } from '../kafka/types.js';
+import type { Consumer, Kafka, Producer } from '../kafka/types.js';
 import type { Logger } from '../log.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { HandlerClass, HandlerContext, PublishPort } from '../pipeline/handler.js';
@@ -108,25 +108,21 @@ export class PipelineService {
       pipelineFile: config.files.pipelineConfig ?? 'pipelines.yaml',
     });
 
-    const admin: Admin = kafka.admin();
-    await admin.connect();
-    try {
-      const spec = (topic: string) => ({
-        topic,
-        numPartitions: settings.kafka.partitions,
-        replicationFactor: settings.kafka.replication_factor,
-      });
-      const created = await createTopics(admin, [
-        spec(topics.batches),
-        spec(topics.stream_events),
-        spec(topics.dead_letter),
+    await ensureTopics(
+      kafka,
+      [
+        topics.batches,
+        topics.stream_events,
+        topics.dead_letter,
         // What notabene steps publish to: a broker without topic auto-creation would refuse every commit.
-        ...publishedTopics(config).map(spec),
-      ]);
-      if (created.length > 0) log('info', 'topics created', { topics: created });
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
+        ...publishedTopics(config),
+      ],
+      {
+        partitions: settings.kafka.partitions,
+        replicationFactor: settings.kafka.replication_factor,
+        onCreated: (created) => log('info', 'topics created', { topics: created }),
+      },
+    );
     await producer.connect();
     const p = settings.pipeline_worker;
     const consumer = kafka.consumer({

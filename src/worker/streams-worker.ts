@@ -195,6 +195,9 @@ export class StreamsWorker {
         if (++n % every === 0) await payload.heartbeat();
         if (task.checkpointDue()) await this.checkpoint(task);
       }
+      // Caught up with the partition: no further batch comes to reach the count or time threshold, so
+      // what this one changed (the streams a tick closed, say) is checkpointed and published now.
+      if (payload.isRunning() && !payload.isStale() && batch.offsetLag() === '0') await this.checkpoint(task);
     } catch (error) {
       this.tasks.delete(partition);
       this.syncMetrics(task);

@@ -10,10 +10,10 @@ import type { WinchesterConfig } from '../config/load.js';
 import { CheckpointStore } from '../db/checkpoint-store.js';
 import type { DatabasePool } from '../db/pool.js';
 import { type Clock, EventTimeClock, WallClock } from '../engine/clock.js';
-import { createTopics } from '../kafka/admin.js';
+import { ensureTopics } from '../kafka/admin.js';
 import { createProducer } from '../kafka/kafka.js';
 import { batchValueFor, MAX_INLINE_BATCH_BYTES } from '../kafka/records.js';
-import type { Admin, Consumer, Kafka, Producer } from '../kafka/types.js';
+import type { Consumer, Kafka, Producer } from '../kafka/types.js';
 import type { Logger } from '../log.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import { type Instant, nowInstant } from '../timex/instant.js';
@@ -79,27 +79,16 @@ export class TriggerWorker {
     const settings = config.settings;
     const topics = settings.kafka.topics;
     const stages = options.stages ?? 'all';
-    const admin: Admin = kafka.admin();
-    await admin.connect();
-    let partitions: number;
-    try {
-      const spec = (topic: string) => ({
-        topic,
-        numPartitions: settings.kafka.partitions,
+    const partitionCounts = await ensureTopics(
+      kafka,
+      [topics.notifications, topics.stream_events, topics.batches, topics.dead_letter],
+      {
+        partitions: settings.kafka.partitions,
         replicationFactor: settings.kafka.replication_factor,
-      });
-      const created = await createTopics(admin, [
-        spec(topics.notifications),
-        spec(topics.stream_events),
-        spec(topics.batches),
-        spec(topics.dead_letter),
-      ]);
-      if (created.length > 0) log('info', 'topics created', { topics: created });
-      const metadata = await admin.fetchTopicMetadata({ topics: [topics.stream_events] });
-      partitions = metadata.topics[0]?.partitions.length ?? 0;
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
+        onCreated: (created) => log('info', 'topics created', { topics: created }),
+      },
+    );
+    const partitions = partitionCounts.get(topics.stream_events) ?? 0;
     const producer = createProducer(kafka, { idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const send = producerSendPort(producer);
@@ -161,13 +150,9 @@ export class TriggerWorker {
     const sessionTimeout = Math.round(settings.trigger_worker.session_timeout * 1000);
     // Kafka's rule of thumb: a third of the session timeout, so two heartbeats may be lost.
     const heartbeatInterval = Math.max(100, Math.floor(sessionTimeout / 3));
+    const consumerTimings = { maxWaitTimeInMs, sessionTimeout, heartbeatInterval };
     if (stages !== 'route') {
-      const consumer = kafka.consumer({
-        groupId: groups.streams,
-        maxWaitTimeInMs,
-        sessionTimeout,
-        heartbeatInterval,
-      });
+      const consumer = kafka.consumer({ groupId: groups.streams, ...consumerTimings });
       this.track(consumer, 'streams');
       const lateness = Math.round(settings.clock.lateness * 1e6);
       this.streamsWorker = new StreamsWorker({
@@ -191,12 +176,7 @@ export class TriggerWorker {
       log('info', 'streams stage started', { group: groups.streams, topic: topics.stream_events });
     }
     if (stages !== 'streams' && this.router !== undefined) {
-      const consumer = kafka.consumer({
-        groupId: groups.route,
-        maxWaitTimeInMs,
-        sessionTimeout,
-        heartbeatInterval,
-      });
+      const consumer = kafka.consumer({ groupId: groups.route, ...consumerTimings });
       this.track(consumer, 'route');
       this.routerWorker = new RouterWorker({
         router: this.router,

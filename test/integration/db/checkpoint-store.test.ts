@@ -101,6 +101,17 @@ describe('CheckpointStore', () => {
         (third.snapshot.recent ?? []).map((r) => r.key),
         ['a'],
       );
+      assert.equal(
+        third.snapshot.now,
+        T0 + 2 * HOUR + 1,
+        'the engine time of the last checkpoint comes back',
+      );
+      await store.checkpoint(checkpoint(third.epoch, {}));
+      assert.equal(
+        (await store.claimPartition('events', 3)).snapshot.now,
+        T0 + 2 * HOUR + 1,
+        'kept when not given',
+      );
       const other = await store.claimPartition('events', 4);
       assert.deepEqual(other.snapshot.recent, [], 'rows belong to their partition');
     },
