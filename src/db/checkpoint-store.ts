@@ -314,6 +314,20 @@ export class CheckpointStore {
   }
 
   /**
+   * The stream-events topics other than `topic` whose partitions this database holds. Stream ids are
+   * unique per partition number, not per topic, so one database serves one stream-events topic.
+   */
+  async otherStreamTopics(topic: string): Promise<string[]> {
+    try {
+      const rows = await this.pool.anyFirst(sql.unsafe`
+        SELECT DISTINCT topic FROM partition_checkpoints WHERE topic <> ${topic} ORDER BY topic LIMIT 5`);
+      return rows.map(String);
+    } catch (error) {
+      throw toDatabaseError(error, 'reading the partition checkpoints');
+    }
+  }
+
+  /**
    * The batch value kept in the outbox for `batchId` (what a batch reference on the batches topic points
    * to), or null when there is no such row.
    */

@@ -10,6 +10,7 @@ import type { WinchesterConfig } from '../config/load.js';
 import { CheckpointStore } from '../db/checkpoint-store.js';
 import type { DatabasePool } from '../db/pool.js';
 import { type Clock, EventTimeClock, WallClock } from '../engine/clock.js';
+import { ConfigError } from '../errors.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { createProducer } from '../kafka/kafka.js';
 import { batchValueFor, MAX_INLINE_BATCH_BYTES } from '../kafka/records.js';
@@ -79,6 +80,21 @@ export class TriggerWorker {
     const settings = config.settings;
     const topics = settings.kafka.topics;
     const stages = options.stages ?? 'all';
+    const store = new CheckpointStore(options.pool);
+    if (stages !== 'route') {
+      const others = await store.otherStreamTopics(topics.stream_events);
+      if (others.length > 0) {
+        throw new ConfigError([
+          {
+            file: config.files.config,
+            message:
+              `the database already holds the streams of stream-events topic ${others.join(', ')}; one ` +
+              `database serves one kafka.topics.stream_events (${topics.stream_events} here): use another ` +
+              'database, or the same topic',
+          },
+        ]);
+      }
+    }
     const partitionCounts = await ensureTopics(
       kafka,
       [topics.notifications, topics.stream_events, topics.batches, topics.dead_letter],
@@ -92,7 +108,6 @@ export class TriggerWorker {
     const producer = createProducer(kafka, { idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const send = producerSendPort(producer);
-    const store = new CheckpointStore(options.pool);
     const maxInline = options.maxInlineBatchBytes ?? MAX_INLINE_BATCH_BYTES;
     const publisher = new OutboxPublisher(
       store,

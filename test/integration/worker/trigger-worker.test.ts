@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../../src/config/index.js';
+import { CheckpointStore } from '../../../src/db/checkpoint-store.js';
+import { ConfigError } from '../../../src/errors.js';
 import { createProducer } from '../../../src/kafka/kafka.js';
 import { decodeBatch } from '../../../src/kafka/records.js';
 import type { Kafka } from '../../../src/kafka/types.js';
@@ -363,3 +365,21 @@ async function freePort(): Promise<number> {
     });
   });
 }
+
+test('a database already holding the streams of another stream-events topic is refused at start', {
+  timeout: INTEGRATION_TIMEOUT_MS,
+}, async (t) => {
+  const db = await migratedDatabase(t, 'it_tw_other_topic');
+  await new CheckpointStore(db.pool).claimPartition('someone-elses-stream-events', 0);
+  const config = await loadConfig('etc/winchester.yaml', {
+    env: { WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: 'mine', KAFKA_BROKERS: kafkaBrokers() },
+  });
+  await assert.rejects(
+    TriggerWorker.start({ config, kafka: testKafka('it-tw-other'), pool: db.pool, log: silentLogger }),
+    (error) =>
+      error instanceof ConfigError &&
+      /already holds the streams of stream-events topic someone-elses-stream-events; one database serves one/.test(
+        error.message,
+      ),
+  );
+});
