@@ -4,12 +4,13 @@
  * rejected (exit 2) naming each expected problem's file and line.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { INTEGRATION_TIMEOUT_MS } from '../helpers/integration.js';
-import { KIND_NAMES, KNOWN_OPEN_BUGS } from '../hostile/generator.js';
+import { generateHostile, KIND_NAMES, KNOWN_OPEN_BUGS } from '../hostile/generator.js';
 import { formatReport, runHostile } from '../hostile/suite.js';
 
 const SIZE = Number(process.env.HOSTILE_SIZE ?? '5000');
@@ -30,6 +31,19 @@ test(`${SIZE} hostile inputs through a live trigger worker: no crash, every inpu
     report.totals.records > 0 && report.totals.noTrigger > 0,
     'valid inputs still reach the triggers',
   );
+});
+
+test('the generator is deterministic: the same seed gives the same inputs, another seed others', () => {
+  const digest = (seed: number) => {
+    const h = createHash('sha256');
+    for (const input of generateHostile({ seed, size: 400 })) {
+      h.update(`${input.index} ${input.kind} ${input.allowed.join(',')} `);
+      h.update(input.value === null ? 'null' : input.value.toString('latin1'), 'latin1');
+    }
+    return h.digest('hex');
+  };
+  assert.equal(digest(3), digest(3));
+  assert.notEqual(digest(3), digest(4));
 });
 
 const corpus = new URL('../fixtures/bad-config/', import.meta.url).pathname;
