@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DatabasePool, sql } from '../db/pool.js';
-import { UsageError } from '../errors.js';
+import { UsageError, WinchesterError } from '../errors.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { startWorkerOps, type WorkerOps } from '../metrics/ops.js';
 import { type TriggerStages, TriggerWorker, triggerGroupIds } from '../worker/trigger-worker.js';
@@ -79,7 +79,21 @@ async function run(args: string[], io: CliIo): Promise<number> {
     const settings = config.settings;
     const metrics = createMetrics();
     const kafka = workerKafka(config, log);
-    const worker = await TriggerWorker.start({ config, kafka, pool, log, metrics, stages: opts.stage });
+    // A consumer kafkajs gives up on stops the process (exit 1) instead of leaving it idle but alive.
+    const fatal = new AbortController();
+    let fatalError: unknown;
+    const worker = await TriggerWorker.start({
+      config,
+      kafka,
+      pool,
+      log,
+      metrics,
+      stages: opts.stage,
+      onFatal: (error) => {
+        fatalError ??= error;
+        fatal.abort();
+      },
+    });
     const groups = triggerGroupIds(settings.kafka.client_id);
     const lagTargets = [];
     if (opts.stage !== 'streams')
@@ -121,7 +135,14 @@ async function run(args: string[], io: CliIo): Promise<number> {
         },
       },
       log,
+      fatal.signal,
     );
+    if (fatalError !== undefined) {
+      throw new WinchesterError(
+        `a trigger-worker consumer stopped and cannot restart: ${fatalError instanceof Error ? fatalError.message : String(fatalError)}`,
+        { cause: fatalError },
+      );
+    }
     log('info', 'trigger worker stopped');
     return 0;
   } finally {

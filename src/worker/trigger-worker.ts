@@ -49,6 +49,11 @@ export interface TriggerWorkerOptions {
    * replicas). Failure drills pass one that fails, to leave committed batches unpublished.
    */
   readonly batchSend?: SendPort;
+  /**
+   * Called when a stage's consumer crashed and kafkajs will not restart it (the process would stay up,
+   * consuming nothing): the CLI stops and exits 1 so the orchestrator restarts it.
+   */
+  readonly onFatal?: (error: unknown) => void;
   /** Consumer fetch wait (ms); tests lower it. Default 500. */
   readonly maxWaitTimeInMs?: number;
 }
@@ -223,6 +228,8 @@ export class TriggerWorker {
         error: error instanceof Error ? error.message : String(error),
         restart: e.payload.restart,
       });
+      this.options.metrics?.kafkaErrors.labels({ operation: `${stage}_consumer` }).inc();
+      if (!e.payload.restart) this.options.onFatal?.(error);
     });
   }
 
