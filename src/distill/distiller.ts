@@ -107,6 +107,29 @@ function malformed(reason: MalformedReason, detail: string): DistillResult {
   return { ok: false, kind: 'malformed', reason, detail };
 }
 
+// NUL and the surrogate range: the only characters a JS string may hold that PostgreSQL (text and jsonb)
+// refuses. Tested first because almost no text has any, so the exact checks below rarely run.
+const SUSPECT_CHARS = /[\u0000\ud800-\udfff]/;
+
+/**
+ * Whether `s` can be stored as it is: no U+0000 and no unpaired surrogate (a checkpoint holding either
+ * would fail forever and block its partition, so such input is refused at distill time instead).
+ */
+export function storableText(s: string): boolean {
+  if (!SUSPECT_CHARS.test(s)) return true;
+  if (s.includes('\u0000')) return false;
+  // String.prototype.isWellFormed is Node 20's but not in this TypeScript lib: check pairs by hand.
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c > 0xdbff) return false; // a low surrogate with no high one before it
+    const next = s.charCodeAt(i + 1);
+    if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
+    i++;
+  }
+  return true;
+}
+
 /** A trait failed; carries the reason so the loop stays free of result allocations. */
 class TraitFailure {
   constructor(
@@ -119,8 +142,13 @@ class TraitFailure {
 function convert(trait: CompiledTrait, v: unknown): TraitValue | undefined {
   if (v === null || v === undefined) return undefined;
   switch (trait.type) {
-    case 'text':
-      return { type: 'text', value: typeof v === 'string' ? v : pyStr(v) };
+    case 'text': {
+      const text = typeof v === 'string' ? v : pyStr(v);
+      if (!storableText(text)) {
+        throw new ConversionError('holds U+0000 or an unpaired surrogate, which no event store can keep');
+      }
+      return { type: 'text', value: text };
+    }
     case 'int':
       return v === '' ? undefined : { type: 'int', value: pyInt(v) };
     case 'float':
@@ -204,11 +232,11 @@ export class Distiller {
       body = unwrapped.body;
     }
     const eventType = body.event_type;
-    if (typeof eventType !== 'string' || eventType === '') {
+    if (typeof eventType !== 'string' || eventType === '' || !storableText(eventType)) {
       return malformed('missing_event_type', `event_type is ${describeField(eventType)}`);
     }
     const messageId = body.message_id;
-    if (typeof messageId !== 'string' || messageId === '') {
+    if (typeof messageId !== 'string' || messageId === '' || !storableText(messageId)) {
       return malformed(
         'missing_message_id',
         `message_id is ${describeField(messageId)} (event_type ${eventType})`,
@@ -249,6 +277,8 @@ export class Distiller {
 function describeField(v: unknown): string {
   if (v === undefined) return 'missing';
   if (v === '') return 'empty';
+  if (typeof v === 'string')
+    return `not storable text (it holds U+0000 or an unpaired surrogate): ${preview(v, 40)}`;
   return `not a string (${preview(v, 40)})`;
 }
 
