@@ -16,7 +16,7 @@ import {
   JsonNumber,
   JsonSyntaxError,
   type LosslessJson,
-  parseJsonLossless,
+  parseJsonFast,
 } from '../model/event-json.js';
 import { formatInstant, type Instant, parseDatetime } from '../timex/instant.js';
 import { jsonString, keyEntry, parseKey } from '../triggers/key.js';
@@ -93,7 +93,7 @@ type LosslessObject = { [key: string]: LosslessJson };
 function parseObject(text: string, what: string): LosslessObject {
   let v: LosslessJson;
   try {
-    v = parseJsonLossless(text);
+    v = parseJsonFast(text);
   } catch (err) {
     if (err instanceof JsonSyntaxError) throw new InputError(`${what}: invalid JSON: ${err.message}`);
     throw err;

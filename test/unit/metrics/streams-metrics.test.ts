@@ -105,14 +105,21 @@ function fakeConsumer() {
   return consumer as unknown as Consumer & { join(groupId: string, partitions: number[]): void };
 }
 
-function batch(values: (string | null)[], firstOffset = 0) {
+/** A fetched batch; `lag` is what kafkajs reports behind its last record ('0': caught up). */
+function batch(values: (string | null)[], firstOffset = 0, lag = '1') {
   const messages = values.map((v, i) => ({
     offset: String(firstOffset + i),
     key: null,
     value: v === null ? null : Buffer.from(v),
   }));
   return {
-    batch: { topic: 'se', partition: 0, messages, firstOffset: () => String(firstOffset) },
+    batch: {
+      topic: 'se',
+      partition: 0,
+      messages,
+      firstOffset: () => String(firstOffset),
+      offsetLag: () => lag,
+    },
     heartbeat: async () => undefined,
     resolveOffset: () => undefined,
     isRunning: () => true,
@@ -296,6 +303,15 @@ describe('streams stage metrics', () => {
     assert.equal(await value(metrics, 'streamsOpened', { trigger: 'usage' }), 2);
     assert.equal(await value(metrics, 'streamsActive', { trigger: 'usage' }), 0, 'the task is gone');
     assert.equal(worker.activeTasks.size, 0);
+  });
+
+  test('a batch that catches up with its partition is checkpointed at once, below the thresholds', async () => {
+    const { metrics, worker } = setup([], []);
+    await worker.start();
+    await worker.handleBatch(batch([record(ev('compute.exists', T0, { instance_id: 'a' }, 'a1'))], 0, '1'));
+    assert.equal(await value(metrics, 'checkpoints'), 0, 'more records are behind: the thresholds decide');
+    await worker.handleBatch(batch([record(ev('compute.exists', T0, { instance_id: 'b' }, 'b1'))], 1, '0'));
+    assert.equal(await value(metrics, 'checkpoints'), 1, 'caught up: no later batch would come to save it');
   });
 
   test('retried checkpoint failures count database errors', async () => {
