@@ -277,6 +277,33 @@ export class CheckpointStore {
   }
 
   /** A stream's stored events, oldest first (ties in arrival order). Empty for an unknown stream. */
+  /**
+   * The stored events of several streams in one query (what a checkpoint closing many streams needs for
+   * their batches), each list oldest first (ties in arrival order). Streams without events map to [].
+   */
+  async loadEventsOfStreams(streamIds: readonly StreamId[]): Promise<Map<StreamId, Event[]>> {
+    const out = new Map<StreamId, Event[]>(streamIds.map((id) => [id, []]));
+    if (streamIds.length === 0) return out;
+    try {
+      const rows = await this.pool.any(sql.unsafe`
+        SELECT stream_id, message_id, event_type, "timestamp", traits FROM stream_events
+        WHERE stream_id = ANY(${sql.array(streamIds as string[], 'text')})
+        ORDER BY stream_id, "timestamp", ord`);
+      for (const r of rows) {
+        const id = String(r.stream_id);
+        out.get(id)?.push({
+          message_id: String(r.message_id),
+          event_type: String(r.event_type),
+          timestamp: toInt(r.timestamp, 'event timestamp'),
+          traits: traitsFromDb(r.traits, `stream ${id} event ${String(r.message_id)}`),
+        });
+      }
+      return out;
+    } catch (error) {
+      throw toDatabaseError(error, `reading the events of ${streamIds.length} streams`);
+    }
+  }
+
   async loadStreamEvents(streamId: StreamId): Promise<Event[]> {
     try {
       const rows = await this.pool.any(sql.unsafe`

@@ -26,6 +26,8 @@ export interface TaskStore {
   claimPartition(topic: string, partition: number): Promise<ClaimedPartition>;
   checkpoint(cp: Checkpoint): Promise<void>;
   loadStreamEvents(streamId: StreamId): Promise<Event[]>;
+  /** The stored events of several streams in one round trip (else one loadStreamEvents each). */
+  loadEventsOfStreams?(streamIds: readonly StreamId[]): Promise<Map<StreamId, Event[]>>;
 }
 
 /** Options of {@link StreamTask.claim}. */
@@ -310,17 +312,32 @@ export class StreamTask {
     return out;
   }
 
+  /** The events already stored for the closed streams that have a pipeline (one query for all). */
+  private async storedEventsOfClosed(): Promise<Map<StreamId, Event[]>> {
+    const ids: StreamId[] = [];
+    for (const c of this.closed) {
+      if (c.pipeline !== null && !this.openedSince.has(c.streamId)) ids.push(c.streamId);
+    }
+    const store = this.options.store;
+    if (ids.length === 0) return new Map();
+    if (store.loadEventsOfStreams !== undefined) return store.loadEventsOfStreams(ids);
+    const out = new Map<StreamId, Event[]>();
+    for (const id of ids) out.set(id, await store.loadStreamEvents(id));
+    return out;
+  }
+
   private async outbox(): Promise<OutboxWrite[]> {
     const out: OutboxWrite[] = [];
     this.pendingBatches = [];
+    const stored = await this.storedEventsOfClosed();
     for (let i = 0; i < this.closed.length; i++) {
       const c = this.closed[i] as StreamClosed;
       if (c.pipeline === null) continue;
       const kind = c.type === 'fired' ? 'fire' : 'expire';
-      const stored = this.openedSince.has(c.streamId)
-        ? []
-        : await this.options.store.loadStreamEvents(c.streamId);
-      const events = byTimestamp([...stored, ...(this.uncommitted.get(c.streamId) ?? [])]);
+      const events = byTimestamp([
+        ...(stored.get(c.streamId) ?? []),
+        ...(this.uncommitted.get(c.streamId) ?? []),
+      ]);
       const batchId = batchIdOf(c.streamId, kind);
       this.pendingBatches.push({ batchId, closedAtMs: this.closedAtMs[i] as number });
       out.push({

@@ -180,6 +180,17 @@ describe('CheckpointStore', () => {
       'events read back by timestamp',
     );
     assert.deepEqual(await store.loadStreamEvents('nope'), []);
+    const many = await store.loadEventsOfStreams(['p3-1', 'p3-2', 'nope']);
+    assert.deepEqual(
+      [...many].map(([id, events]) => [id, events.map((e) => e.message_id)]),
+      [
+        ['p3-1', ['m-a', 'm-b']],
+        ['p3-2', ['m-c']],
+        ['nope', []],
+      ],
+      'several streams in one query, each by timestamp',
+    );
+    assert.deepEqual(many.get('p3-1'), await store.loadStreamEvents('p3-1'));
 
     // The next checkpoint updates the stream from the version it read (2) and closes it.
     await store.checkpoint(
