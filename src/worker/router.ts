@@ -10,10 +10,12 @@
  */
 import type { Distiller } from '../distill/index.js';
 import { describeKafkaError } from '../kafka/errors.js';
-import { encodeStreamEvent, encodeTick, streamRecordKey } from '../kafka/records.js';
+import { streamRecordKey } from '../kafka/records.js';
 import type { Consumer, EachBatchPayload, Producer } from '../kafka/types.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { Event } from '../model/event.js';
+import { isConfluentFramed, jsonCodec, type RecordCodec } from '../serde/codec.js';
+import type { AvroNotificationDecoder } from '../serde/notifications.js';
 import type { Instant } from '../timex/instant.js';
 import type { TriggerDefinition } from '../triggers/types.js';
 
@@ -65,6 +67,13 @@ export interface RouterOptions {
    * Default {@link DEFAULT_MAX_NOTIFICATION_BYTES}.
    */
   readonly maxNotificationBytes?: number;
+  /** Format of the stream-events records written (default: JSON text). */
+  readonly codec?: RecordCodec;
+  /**
+   * Reads Confluent-framed Avro notifications (with a schema registry configured). Without it a framed
+   * value goes to the JSON distiller like any other, which dead-letters it as `invalid_json`.
+   */
+  readonly avroNotifications?: AvroNotificationDecoder;
 }
 
 /** Default of {@link RouterOptions.maxNotificationBytes}: 1 MiB, the broker's default message limit. */
@@ -82,6 +91,7 @@ function tooLarge(out: readonly OutboundMessage[], from: number): boolean {
     if (typeof v === 'string' && v.length * 3 > MAX_RECORD_BYTES && Buffer.byteLength(v) > MAX_RECORD_BYTES) {
       return true;
     }
+    if (Buffer.isBuffer(v) && v.length > MAX_RECORD_BYTES) return true;
   }
   return false;
 }
@@ -139,7 +149,19 @@ export class Router {
         );
         continue;
       }
-      const r = distiller.distillJson(m.value.toString('utf8'));
+      let r: ReturnType<Distiller['distillJson']>;
+      const avro = this.options.avroNotifications;
+      // Per message: JSON text never starts with a NUL byte, the Confluent wire format always does.
+      if (avro !== undefined && m.value[0] === 0 && isConfluentFramed(m.value)) {
+        const d = avro.decode(m.value);
+        if (!d.ok) {
+          out.push(this.deadLetter(topic, partition, m, d.reason, d.detail));
+          continue;
+        }
+        r = distiller.distill(d.notification);
+      } else {
+        r = distiller.distillJson(m.value.toString('utf8'));
+      }
       if (!r.ok) {
         if (r.kind === 'unmatched') counts.unmatched++;
         else out.push(this.deadLetter(topic, partition, m, r.reason, r.detail));
@@ -156,6 +178,7 @@ export class Router {
         streamEventsTopic,
         counts.matched,
         this.highest,
+        this.options.codec,
       );
       if (joined > 0 && tooLarge(out, before)) {
         // A record the broker would refuse would block the partition forever: dead-letter the notification.
@@ -183,9 +206,20 @@ export class Router {
     return out;
   }
 
+  /**
+   * Fetches what {@link route} needs to decode `messages` synchronously (the writer schemas of Avro
+   * notifications); a no-op without a schema registry. Rejects only when the registry cannot be
+   * reached, so the batch is retried rather than dead-lettered.
+   */
+  prepare(messages: readonly InboundMessage[]): Promise<void> {
+    const avro = this.options.avroNotifications;
+    if (avro === undefined) return Promise.resolve();
+    return avro.prepare(messages.map((m) => m.value));
+  }
+
   /** One tick record per partition of the stream-events topic. */
   ticks(partitions: number, time: Instant): OutboundMessage[] {
-    const value = encodeTick(time);
+    const value = (this.options.codec ?? jsonCodec).encodeTick(time);
     const out: OutboundMessage[] = [];
     for (let p = 0; p < partitions; p++) {
       out.push({ topic: this.options.streamEventsTopic, partition: p, key: null, value });
@@ -237,6 +271,7 @@ export function appendEventRecords(
   streamEventsTopic: string,
   matched?: number[],
   watermark?: Instant,
+  codec: RecordCodec = jsonCodec,
 ): number {
   let joined = 0;
   for (let i = 0; i < triggers.length; i++) {
@@ -248,7 +283,7 @@ export function appendEventRecords(
     out.push({
       topic: streamEventsTopic,
       key: streamRecordKey(def.name, match.key),
-      value: encodeStreamEvent({
+      value: codec.encodeStreamEvent({
         trigger: def.name,
         key: match.key,
         distinguishing: match.distinguishing,
@@ -478,6 +513,7 @@ export class RouterWorker {
       // After a rebalance the rest of the batch belongs to someone else (kafkajs #1527: stale batches).
       if (!payload.isRunning() || payload.isStale()) return;
       const chunk = messages.slice(i, i + size);
+      await this.options.router.prepare(chunk);
       const out = this.options.router.route(batch.topic, batch.partition, chunk);
       const routedUpTo = this.options.router.highestEventTime;
       try {
