@@ -17,9 +17,10 @@
 import { createReadStream, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel } from 'kafkajs';
 import { createDatabase, dropDatabase, withDatabaseName } from '../src/db/databases.js';
 import { createPool } from '../src/db/pool.js';
+import { createKafka } from '../src/kafka/kafka.js';
+import type { Kafka } from '../src/kafka/types.js';
 
 class DemoError extends Error {}
 
@@ -31,14 +32,10 @@ function usage(): never {
 }
 
 function kafkaClient(brokers: string): Kafka {
-  return new Kafka({
+  return createKafka({
+    brokers,
     clientId: 'winchester-demo',
-    brokers: brokers
-      .split(',')
-      .map((b) => b.trim())
-      .filter((b) => b !== ''),
-    logLevel: logLevel.NOTHING,
-    connectionTimeout: 5000,
+    connectionTimeoutMs: 5000,
     retry: { retries: 3 },
   });
 }
@@ -275,6 +272,8 @@ interface VerdictCounts {
   warnings: number;
   other: number;
   ofOtherRuns: number;
+  /** Verdicts whose message id was already counted: published more than once (each should be once). */
+  repeated: number;
 }
 
 /**
@@ -289,7 +288,15 @@ async function countVerdicts(
   from: Record<string, string>,
   instances: Set<string>,
 ): Promise<VerdictCounts> {
-  const counts: VerdictCounts = { verified: 0, failed: new Map(), warnings: 0, other: 0, ofOtherRuns: 0 };
+  const counts: VerdictCounts = {
+    verified: 0,
+    failed: new Map(),
+    warnings: 0,
+    other: 0,
+    ofOtherRuns: 0,
+    repeated: 0,
+  };
+  const seen = new Set<string>();
   const end = await endOffsets(brokers, topic);
   const pending = new Map<number, bigint>();
   for (const [partition, high] of Object.entries(end)) {
@@ -319,15 +326,19 @@ async function countVerdicts(
             event_type?: unknown;
             error_code?: unknown;
             instance_id?: unknown;
+            message_id?: unknown;
           } | null;
           if (v === null || typeof v.instance_id !== 'string' || !instances.has(v.instance_id)) {
             counts.ofOtherRuns += 1;
+          } else if (typeof v.message_id === 'string' && seen.has(v.message_id)) {
+            counts.repeated += 1;
           } else if (v.event_type === 'compute.instance.exists.verified') counts.verified += 1;
           else if (v.event_type === 'compute.instance.exists.failed') {
             const code = typeof v.error_code === 'string' ? v.error_code : '?';
             counts.failed.set(code, (counts.failed.get(code) ?? 0) + 1);
           } else if (v.event_type === 'compute.instance.exists.warnings') counts.warnings += 1;
           else counts.other += 1;
+          if (typeof v?.message_id === 'string') seen.add(v.message_id);
         }
         if (offset + 1n >= high) {
           pending.delete(partition);
@@ -393,6 +404,11 @@ async function summary(stateDir: string): Promise<void> {
     row('  verified', verdicts.verified, 'compute.instance.exists.verified'),
     row('  failed', failedTotal, `compute.instance.exists.failed: ${byCode}`),
     row('  warnings', verdicts.warnings, 'compute.instance.exists.warnings'),
+    row(
+      '  published twice',
+      verdicts.repeated,
+      'verdicts seen again under the same message id (should be 0)',
+    ),
   ];
   if (verdicts.other > 0) out.push(row('  other events', verdicts.other));
   if (verdicts.ofOtherRuns > 0) {

@@ -110,6 +110,7 @@ test('npm run demo: a tiny workload end to end, summary with verdicts, no worker
   const failed = figure(out, ' {2}failed');
   const warnings = figure(out, ' {2}warnings');
   assert.equal(verified + failed + warnings, verdicts, out);
+  assert.equal(figure(out, '  published twice'), 0, `each verdict is published exactly once:\n${out}`);
   assert.ok(verified > 0, out);
   const codes = /compute\.instance\.exists\.failed: (U0 \d+( · U\d \d+){8})/.exec(out);
   assert.ok(codes, `failed verdicts by code U0–U8 missing:\n${out}`);
