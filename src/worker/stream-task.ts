@@ -18,6 +18,7 @@ import { WinchesterError } from '../errors.js';
 import { batchIdOf, decodeStreamRecord, encodeBatch } from '../kafka/records.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { Event } from '../model/event.js';
+import type { RecordCodec } from '../serde/codec.js';
 import { parseKey } from '../triggers/key.js';
 import type { DistinguishingValue, DistinguishingValues, TriggerDefinition } from '../triggers/types.js';
 
@@ -52,6 +53,11 @@ export interface StreamTaskOptions {
   readonly duplicateWindow?: number;
   /** Attempts of a checkpoint that fails retriably (Postgres unreachable). Default 5. */
   readonly checkpointAttempts?: number;
+  /**
+   * Format of the stream-events records (Avro with a schema registry); default JSON text. Outbox
+   * payloads stay JSON either way: the publisher encodes them for the batches topic.
+   */
+  readonly codec?: RecordCodec;
 }
 
 /** Counters of one task. */
@@ -183,6 +189,14 @@ export class StreamTask {
   }
 
   /**
+   * Fetches what {@link handle} needs to decode `values` synchronously (writer schemas of Avro records
+   * by id); a no-op for JSON. Rejects only when the registry cannot be reached.
+   */
+  prepare(values: readonly (Buffer | null)[]): Promise<void> {
+    return this.options.codec === undefined ? Promise.resolve() : this.options.codec.prepare(values);
+  }
+
+  /**
    * Handles the record at `offset`. Records before {@link nextOffset} were already checkpointed and are
    * skipped (returns false). Synchronous: nothing is written until {@link checkpoint}.
    */
@@ -193,9 +207,13 @@ export class StreamTask {
     this.counts.records++;
     let rec: ReturnType<typeof decodeStreamRecord> | undefined;
     try {
-      rec = decodeStreamRecord(
-        value === null ? '' : typeof value === 'string' ? value : value.toString('utf8'),
-      );
+      const codec = this.options.codec;
+      rec =
+        codec !== undefined && Buffer.isBuffer(value)
+          ? codec.decodeStreamRecord(value)
+          : decodeStreamRecord(
+              value === null ? '' : typeof value === 'string' ? value : value.toString('utf8'),
+            );
     } catch (error) {
       if (!(error instanceof WinchesterError)) throw error;
       this.counts.undecodable++;

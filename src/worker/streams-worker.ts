@@ -187,6 +187,7 @@ export class StreamsWorker {
     const every = o.heartbeatEvery ?? 1000;
     let n = 0;
     try {
+      await task.prepare(batch.messages.map((m) => m.value));
       for (const m of batch.messages) {
         if (!payload.isRunning() || payload.isStale()) break;
         task.handle(Number(m.offset), m.value);
