@@ -13,10 +13,13 @@ import { type Clock, EventTimeClock, WallClock } from '../engine/clock.js';
 import { ConfigError } from '../errors.js';
 import { ensureTopics } from '../kafka/admin.js';
 import { createProducer } from '../kafka/kafka.js';
-import { batchValueFor, MAX_INLINE_BATCH_BYTES } from '../kafka/records.js';
+import { MAX_INLINE_BATCH_BYTES } from '../kafka/records.js';
 import type { Consumer, Kafka, Producer } from '../kafka/types.js';
 import type { Logger } from '../log.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
+import { jsonCodec, type RecordCodec } from '../serde/codec.js';
+import type { AvroNotificationDecoder } from '../serde/notifications.js';
+import { publishValue } from '../serde/publish.js';
 import { type Instant, nowInstant } from '../timex/instant.js';
 import { type OutboundMessage, producerSendPort, Router, RouterWorker, type SendPort } from './router.js';
 import { OutboxPublisher } from './stream-task.js';
@@ -56,6 +59,13 @@ export interface TriggerWorkerOptions {
   readonly onFatal?: (error: unknown) => void;
   /** Consumer fetch wait (ms); tests lower it. Default 500. */
   readonly maxWaitTimeInMs?: number;
+  /**
+   * Format of the stream-events and batches records (the Avro codec with a schema registry); default
+   * JSON text. Outbox payloads stay JSON and are encoded at publish time.
+   */
+  readonly codec?: RecordCodec;
+  /** Reads Confluent-framed Avro notifications beside JSON (with a schema registry). */
+  readonly avroNotifications?: AvroNotificationDecoder;
 }
 
 /** A running trigger worker. Create with {@link TriggerWorker.start}. */
@@ -114,12 +124,13 @@ export class TriggerWorker {
     await producer.connect();
     const send = producerSendPort(producer);
     const maxInline = options.maxInlineBatchBytes ?? MAX_INLINE_BATCH_BYTES;
+    const codec = options.codec ?? jsonCodec;
     const publisher = new OutboxPublisher(
       store,
       async (rows) => {
         const messages: OutboundMessage[] = rows.map((row) => {
-          const value = batchValueFor(row, maxInline);
-          if (value !== row.payload) {
+          const value = publishValue(codec, row, maxInline);
+          if (Buffer.byteLength(row.payload) > maxInline) {
             log('info', 'batch published by reference (larger than the inline limit)', {
               batch_id: row.batchId,
               bytes: Buffer.byteLength(row.payload),
@@ -142,6 +153,10 @@ export class TriggerWorker {
             streamEventsTopic: topics.stream_events,
             deadLetterTopic: topics.dead_letter,
             maxNotificationBytes: settings.trigger_worker.max_notification_bytes,
+            codec,
+            ...(options.avroNotifications === undefined
+              ? {}
+              : { avroNotifications: options.avroNotifications }),
           });
     if (stages !== 'streams' && distiller === null) {
       log(
@@ -189,6 +204,7 @@ export class TriggerWorker {
           duplicateWindow: Math.round(settings.duplicate_window * 1e6),
           checkpointRecords: settings.trigger_worker.checkpoint_records,
           checkpointMs: Math.round(settings.trigger_worker.checkpoint_interval * 1000),
+          ...(this.options.codec === undefined ? {} : { codec: this.options.codec }),
         }),
         ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
       });
