@@ -32,6 +32,7 @@ import type { Event } from '../model/event.js';
 import type { PipelineDefinitions } from '../pipeline/definitions.js';
 import type { Handler, HandlerEnv, HandlerFactory } from '../pipeline/handler.js';
 import { runPipeline } from '../pipeline/runner.js';
+import { type RecordCodec, UnknownSchemaError } from '../serde/codec.js';
 import type { TriggerDefinition } from '../triggers/types.js';
 import {
   type BackoffPolicy,
@@ -172,6 +173,11 @@ export interface PipelineWorkerOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** Attempts of a Postgres operation that fails retriably (the database unreachable). Default 8. */
   readonly databaseAttempts?: number;
+  /**
+   * Format of the batches records read and of the stream-events records written for new events (the
+   * Avro codec with a schema registry); default JSON text. Outbox payloads (references) are JSON.
+   */
+  readonly codec?: RecordCodec;
 }
 
 /** The part of kafkajs' eachBatch payload the worker uses. */
@@ -294,7 +300,7 @@ export class PipelineWorker {
       await dead('empty_value', 'the record has no value');
       return this.finish('', '', 'dead_lettered');
     }
-    const read = await this.readBatch(m.value.toString('utf8'));
+    const read = await this.readBatch(m.value);
     if (!read.ok) {
       await dead(
         read.reason,
@@ -470,14 +476,22 @@ export class PipelineWorker {
 
   /** The record's batch, resolving a reference through the outbox; or why it cannot be had. */
   private async readBatch(
-    text: string,
+    value: Buffer,
   ): Promise<
     { ok: true; batch: BatchRecord } | { ok: false; reason: string; detail: string; batchId?: string }
   > {
     let message: ReturnType<typeof decodeBatchMessage>;
+    const codec = this.options.codec;
     try {
-      message = decodeBatchMessage(text);
+      if (codec === undefined) message = decodeBatchMessage(value.toString('utf8'));
+      else {
+        // Fetches the writer schema of an id not seen yet (once per id); rejects only on registry failures.
+        await codec.prepare([value]);
+        message = codec.decodeBatchMessage(value);
+      }
     } catch (error) {
+      if (error instanceof UnknownSchemaError)
+        return { ok: false, reason: 'unknown_schema', detail: error.message };
       if (error instanceof InputError) return { ok: false, reason: 'invalid_batch', detail: error.message };
       throw error;
     }
@@ -521,7 +535,8 @@ export class PipelineWorker {
     if (events.length === 0) return 0;
     const o = this.options;
     const out: OutboundMessage[] = [];
-    for (const e of events) appendEventRecords(out, e, o.triggers, o.streamEventsTopic);
+    for (const e of events)
+      appendEventRecords(out, e, o.triggers, o.streamEventsTopic, undefined, undefined, o.codec);
     if (out.length > 0) await o.send(out);
     return out.length;
   }
