@@ -488,7 +488,9 @@ export class PartitionEngine {
       }
     }
     const s = slot.streams.get(key);
-    if (s !== undefined && s.expireAt > now) {
+    if (s !== undefined) {
+      // Also when the stream can take no more events (its expiration has passed, it waits to close): a
+      // repeated message must not open the stream that would supersede it.
       if (s.has(event.message_id)) {
         this.effects.push({
           type: 'duplicateIgnored',
@@ -499,8 +501,10 @@ export class PartitionEngine {
         });
         return;
       }
-      this.append(s, event, now);
-      return;
+      if (s.expireAt > now) {
+        this.append(s, event, now);
+        return;
+      }
     }
     this.open(slot, key, distinguishing, event, now);
   }
