@@ -232,7 +232,9 @@ say "pipeline worker pid $pipeline_pid   http://127.0.0.1:$pipeline_port/metrics
 wait_ready() { # name pid port log
   local i
   for ((i = 0; i < 900; i++)); do
-    if ! is_worker "$2"; then
+    # Only whether it still runs: just after `… &` the child may not have exec'd node yet, so its command
+    # line is still this script's (is_worker, which checks it, is for stopping a recorded pid later).
+    if ! kill -0 "$2" 2>/dev/null; then
       say "demo: the $1 exited during start-up; last lines of $4:" >&2
       tail -n 15 "$4" | cut -c1-400 >&2
       return 1
