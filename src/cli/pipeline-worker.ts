@@ -1,14 +1,13 @@
-import { UsageError, WinchesterError } from '../errors.js';
-import { type OpsServer, startOpsServer } from '../http/ops-server.js';
-import { fetchConsumerLag } from '../kafka/lag.js';
-import type { Admin } from '../kafka/types.js';
-import { ConsumerLagMonitor } from '../metrics/lag-monitor.js';
+import { UsageError } from '../errors.js';
 import { createMetrics } from '../metrics/metrics.js';
+import { startWorkerOps, type WorkerOps } from '../metrics/ops.js';
 import { loadHandlerClasses } from '../pipeline/registry.js';
 import { PipelineService, pipelineGroupId } from '../worker/pipeline-service.js';
 import { type CliIo, type Command, parseCommandArgs } from './io.js';
 import {
+  fatalStop,
   loadWorkerConfig,
+  logConfigWarnings,
   openWorkerPool,
   untilSignalled,
   workerKafka,
@@ -63,8 +62,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const path = opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml';
   const { config, databaseUrl } = await loadWorkerConfig(path, io, 'pipeline-worker');
   const log = workerLogger(config, io, 'pipeline');
-  for (const w of config.warnings)
-    log('warn', 'configuration', { problem: w.message, file: w.file, line: w.line });
+  logConfigWarnings(config, log);
   // Handler modules first: a missing module or export exits 2 before any service is contacted.
   const handlerClasses = await loadHandlerClasses(config.handlers, {
     pipelines: config.pipelines,
@@ -74,9 +72,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   try {
     const metrics = createMetrics();
     const kafka = workerKafka(config, log);
-    // A consumer kafkajs gives up on stops the process (exit 1) instead of leaving it idle but alive.
-    const fatal = new AbortController();
-    let fatalError: unknown;
+    const fatal = fatalStop('the pipeline consumer');
     const service = await PipelineService.start({
       config,
       kafka,
@@ -84,51 +80,32 @@ async function run(args: string[], io: CliIo): Promise<number> {
       log,
       metrics,
       handlerClasses,
-      onFatal: (error) => {
-        fatalError ??= error;
-        fatal.abort();
-      },
+      onFatal: fatal.onFatal,
     });
     const settings = config.settings;
     const group = pipelineGroupId(settings.kafka.client_id);
-    let admin: Admin | undefined;
-    let lag: ConsumerLagMonitor | undefined;
-    let ops: OpsServer | undefined;
-    const stopAll = async () => {
-      await service.stop();
-      await lag?.stop();
-      await admin?.disconnect().catch(() => undefined);
-      await ops?.close();
-    };
+    let ops: WorkerOps;
     try {
-      if (settings.metrics.port !== 0) {
-        const lagAdmin = kafka.admin();
-        admin = lagAdmin;
-        await lagAdmin.connect();
-        const monitor = new ConsumerLagMonitor({
-          metrics,
-          targets: [{ group, topic: settings.kafka.topics.batches }],
-          fetchLag: (g, topic) => fetchConsumerLag(lagAdmin, g, topic),
-          log,
-        });
-        lag = monitor;
-        monitor.start();
-        ops = await startOpsServer({
-          host: settings.metrics.host,
-          port: settings.metrics.port,
-          registry: metrics.registry,
-          ready: async () => {
-            const checks = service.readiness();
-            return { ready: Object.values(checks).every((c) => c === true), checks };
-          },
-          beforeMetrics: () => monitor.refreshIfStale(),
-          log,
-        });
-      }
+      ops = await startWorkerOps({
+        host: settings.metrics.host,
+        port: settings.metrics.port,
+        metrics,
+        kafka,
+        lagTargets: [{ group, topic: settings.kafka.topics.batches }],
+        log,
+        ready: async () => {
+          const checks = service.readiness();
+          return { ready: Object.values(checks).every((c) => c === true), checks };
+        },
+      });
     } catch (error) {
-      await stopAll().catch(() => undefined);
+      await service.stop().catch(() => undefined);
       throw error;
     }
+    const stopAll = async () => {
+      await service.stop();
+      await ops.stop();
+    };
     const p = settings.pipeline_worker;
     log('info', 'pipeline worker running', {
       group,
@@ -137,15 +114,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
       max_retries: p.max_retries,
       concurrency: p.concurrency,
       purge_completed_streams: settings.purge_completed_streams,
-      metrics_port: ops?.port ?? null,
+      metrics_port: ops.port,
     });
     await untilSignalled({ stop: stopAll }, log, fatal.signal);
-    if (fatalError !== undefined) {
-      throw new WinchesterError(
-        `the pipeline consumer stopped and cannot restart: ${fatalError instanceof Error ? fatalError.message : String(fatalError)}`,
-        { cause: fatalError },
-      );
-    }
+    fatal.throwIfFatal();
     log('info', 'pipeline worker stopped');
     return 0;
   } finally {

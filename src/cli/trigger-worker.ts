@@ -1,12 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DatabasePool, sql } from '../db/pool.js';
-import { UsageError, WinchesterError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { startWorkerOps, type WorkerOps } from '../metrics/ops.js';
 import { type TriggerStages, TriggerWorker, triggerGroupIds } from '../worker/trigger-worker.js';
 import { type CliIo, type Command, parseCommandArgs } from './io.js';
 import {
+  fatalStop,
   loadWorkerConfig,
+  logConfigWarnings,
   openWorkerPool,
   untilSignalled,
   workerKafka,
@@ -72,16 +74,13 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const path = opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml';
   const { config, databaseUrl } = await loadWorkerConfig(path, io, 'trigger-worker');
   const log = workerLogger(config, io, 'trigger');
-  for (const w of config.warnings)
-    log('warn', 'configuration', { problem: w.message, file: w.file, line: w.line });
+  logConfigWarnings(config, log);
   const pool = await openWorkerPool(databaseUrl, { migrate: opts.migrate, log });
   try {
     const settings = config.settings;
     const metrics = createMetrics();
     const kafka = workerKafka(config, log);
-    // A consumer kafkajs gives up on stops the process (exit 1) instead of leaving it idle but alive.
-    const fatal = new AbortController();
-    let fatalError: unknown;
+    const fatal = fatalStop('a trigger-worker consumer');
     const worker = await TriggerWorker.start({
       config,
       kafka,
@@ -89,10 +88,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       log,
       metrics,
       stages: opts.stage,
-      onFatal: (error) => {
-        fatalError ??= error;
-        fatal.abort();
-      },
+      onFatal: fatal.onFatal,
     });
     const groups = triggerGroupIds(settings.kafka.client_id);
     const lagTargets = [];
@@ -121,8 +117,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
     }
     log('info', 'trigger worker running', {
       stages: opts.stage,
-      groups: triggerGroupIds(config.settings.kafka.client_id),
-      clock: config.settings.clock.mode,
+      groups,
+      clock: settings.clock.mode,
       triggers: config.triggers.length,
       stream_events_partitions: worker.streamEventsPartitions,
       metrics_port: ops.port,
@@ -137,12 +133,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       log,
       fatal.signal,
     );
-    if (fatalError !== undefined) {
-      throw new WinchesterError(
-        `a trigger-worker consumer stopped and cannot restart: ${fatalError instanceof Error ? fatalError.message : String(fatalError)}`,
-        { cause: fatalError },
-      );
-    }
+    fatal.throwIfFatal();
     log('info', 'trigger worker stopped');
     return 0;
   } finally {

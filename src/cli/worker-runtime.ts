@@ -15,7 +15,7 @@ import {
   upgrade,
 } from '../db/migrate.js';
 import { createPool, type DatabasePool } from '../db/pool.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, WinchesterError } from '../errors.js';
 import { createKafka, type KafkaLogRecord, kafkaClientOptions } from '../kafka/kafka.js';
 import type { Kafka } from '../kafka/types.js';
 import { createJsonLogger, type Logger, type LogLevel } from '../log.js';
@@ -38,6 +38,41 @@ export async function loadWorkerConfig(path: string, io: CliIo, command: string)
     ]);
   }
   return { path, config, databaseUrl: url };
+}
+
+/** Logs the configuration's non-fatal findings, one line each. */
+export function logConfigWarnings(config: WinchesterConfig, log: Logger): void {
+  for (const w of config.warnings)
+    log('warn', 'configuration', { problem: w.message, file: w.file, line: w.line });
+}
+
+/**
+ * What a worker does when one of its consumers crashed and kafkajs will not restart it: stop (the
+ * process would stay up, consuming nothing) and exit 1 so the orchestrator restarts it. Pass `onFatal`
+ * to the worker and `signal` to {@link untilSignalled}; after it, `throwIfFatal` raises the cause.
+ */
+export function fatalStop(what: string): {
+  readonly signal: AbortSignal;
+  onFatal(error: unknown): void;
+  throwIfFatal(): void;
+} {
+  const controller = new AbortController();
+  let fatal: { error: unknown } | undefined;
+  return {
+    signal: controller.signal,
+    onFatal(error) {
+      fatal ??= { error };
+      controller.abort();
+    },
+    throwIfFatal() {
+      if (fatal === undefined) return;
+      const { error } = fatal;
+      throw new WinchesterError(
+        `${what} stopped and cannot restart: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    },
+  };
 }
 
 const LEVELS: Record<string, LogLevel> = {
