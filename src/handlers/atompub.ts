@@ -10,12 +10,12 @@ import { eventToJson, formatFloat } from '../model/event-json.js';
 import type { Handler, HandlerContext, HandlerEnv } from '../pipeline/handler.js';
 import { type Instant, parseDatetime, toFields } from '../timex/instant.js';
 import {
+  answerErrorOptions,
   type BackoffPolicy,
   DeliveryError,
   excerpt,
   httpRequest,
   realSleep,
-  retryAfterMs,
   withRetries,
 } from './http-retry.js';
 import { HandlerParamsError, ParamReader, warnOncePerStep } from './param-checks.js';
@@ -296,7 +296,6 @@ export class AtomPubHandler implements Handler {
             token = await this.token(true);
             continue;
           }
-          const retriable = s === 408 || s === 429 || s >= 500;
           const why =
             s === 400
               ? 'rejected the content'
@@ -305,11 +304,10 @@ export class AtomPubHandler implements Handler {
                   ? 'requires authentication (set auth_server, auth_user, auth_key)'
                   : 'refused a freshly issued token'
                 : `answered ${s}`;
-          throw new DeliveryError(`${what}: ${why} (${s}): ${excerpt(answer.body)}`, {
-            status: s,
-            retriable,
-            retryAfterMs: retryAfterMs(answer.headers),
-          });
+          throw new DeliveryError(
+            `${what}: ${why} (${s}): ${excerpt(answer.body)}`,
+            answerErrorOptions(answer),
+          );
         }
       },
       {
@@ -342,11 +340,10 @@ export class AtomPubHandler implements Handler {
     });
     const s = answer.status;
     if (s < 200 || s >= 300) {
-      throw new AuthError(`atompub: auth server ${auth.server} answered ${s}: ${excerpt(answer.body)}`, {
-        status: s,
-        retriable: s === 408 || s === 429 || s >= 500,
-        retryAfterMs: retryAfterMs(answer.headers),
-      });
+      throw new AuthError(
+        `atompub: auth server ${auth.server} answered ${s}: ${excerpt(answer.body)}`,
+        answerErrorOptions(answer),
+      );
     }
     const token = readToken(answer.body, answer.headers);
     if (token === undefined) {

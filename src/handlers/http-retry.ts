@@ -50,6 +50,23 @@ export class DeliveryError extends WinchesterError {
   }
 }
 
+/**
+ * The options of a {@link DeliveryError} for a server's non-2xx answer: its status, whether another try
+ * may help (408, 429 and 5xx; any other 4xx will not change by retrying), and its Retry-After.
+ */
+export function answerErrorOptions(answer: HttpAnswer): {
+  status: number;
+  retriable: boolean;
+  retryAfterMs: number | undefined;
+} {
+  const s = answer.status;
+  return {
+    status: s,
+    retriable: s === 408 || s === 429 || s >= 500,
+    retryAfterMs: retryAfterMs(answer.headers),
+  };
+}
+
 /** What {@link httpRequest} hands back when the server answered (whatever the status). */
 export interface HttpAnswer {
   readonly status: number;

@@ -12,12 +12,12 @@ import type { Handler, HandlerContext, HandlerEnv } from '../pipeline/handler.js
 import { formatInstant } from '../timex/instant.js';
 import type { DistinguishingValue, DistinguishingValues } from '../triggers/types.js';
 import {
+  answerErrorOptions,
   type BackoffPolicy,
   DeliveryError,
   excerpt,
   httpRequest,
   realSleep,
-  retryAfterMs,
   withRetries,
 } from './http-retry.js';
 import { HandlerParamsError, ParamReader, warnOncePerStep } from './param-checks.js';
@@ -145,14 +145,12 @@ export class WebhookHandler implements Handler {
         });
         const s = answer.status;
         if (s >= 200 && s < 300) return s;
-        const retriable = s === 408 || s === 429 || s >= 500;
         const redirect =
           s >= 300 && s < 400 ? ` (redirect to ${answer.headers.get('location') ?? '?'} not followed)` : '';
-        throw new DeliveryError(`${what}: answered ${s}${redirect}: ${excerpt(answer.body)}`, {
-          status: s,
-          retriable,
-          retryAfterMs: retryAfterMs(answer.headers),
-        });
+        throw new DeliveryError(
+          `${what}: answered ${s}${redirect}: ${excerpt(answer.body)}`,
+          answerErrorOptions(answer),
+        );
       },
       {
         what,
