@@ -8,7 +8,7 @@
  * and a batch whose id is there is never run again. See docs/pipeline-worker.md for the order and the
  * one window it leaves (a crash after commit() and before this transaction).
  */
-import type { StreamState } from '../engine/effects.js';
+import { isStreamState, type StreamState } from '../engine/effects.js';
 import { WinchesterError } from '../errors.js';
 import { CheckpointStore } from './checkpoint-store.js';
 import { toDatabaseError } from './errors.js';
@@ -32,21 +32,11 @@ export interface CompletionResult {
   readonly stream: 'completed' | 'purged' | 'unchanged';
 }
 
-const STATES = new Set<string>([
-  'active',
-  'firing',
-  'expiring',
-  'error',
-  'expire_error',
-  'completed',
-  'retry_fire',
-  'retry_expire',
-]);
-
 function toState(value: unknown, streamId: string): StreamState {
   const s = String(value);
-  if (!STATES.has(s)) throw new WinchesterError(`stream ${streamId}: unknown state '${s}' in the database`);
-  return s as StreamState;
+  if (!isStreamState(s))
+    throw new WinchesterError(`stream ${streamId}: unknown state '${s}' in the database`);
+  return s;
 }
 
 function toVersion(value: unknown, streamId: string): number {

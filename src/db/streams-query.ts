@@ -9,7 +9,7 @@
  */
 
 import type { FragmentSqlToken } from 'slonik';
-import type { StreamState } from '../engine/effects.js';
+import { isStreamState, type StreamState } from '../engine/effects.js';
 import { WinchesterError } from '../errors.js';
 import type { Event } from '../model/event.js';
 import { DatetimeError, type Instant, parseDatetime } from '../timex/instant.js';
@@ -18,22 +18,8 @@ import { traitsFromDb } from './checkpoint-store.js';
 import { toDatabaseError } from './errors.js';
 import { type DatabasePool, sql } from './pool.js';
 
-/** Every stream state, in the order of the `stream_state` enum (migrations/0001_streams.sql). */
-export const STREAM_STATES: readonly StreamState[] = [
-  'active',
-  'firing',
-  'expiring',
-  'error',
-  'expire_error',
-  'completed',
-  'retry_fire',
-  'retry_expire',
-];
-
-/** Whether `s` names a stream state. */
-export function isStreamState(s: string): s is StreamState {
-  return (STREAM_STATES as readonly string[]).includes(s);
-}
+// The states and their check live with the state type (src/engine/effects.ts); re-exported for the CLI.
+export { isStreamState, STREAM_STATES } from '../engine/effects.js';
 
 // ---- distinguishing filters ---------------------------------------------------------------------
 

@@ -17,6 +17,23 @@ export type StreamState =
   | 'retry_fire'
   | 'retry_expire';
 
+/** Every stream state, in the order of the `stream_state` enum (migrations/0001_streams.sql). */
+export const STREAM_STATES: readonly StreamState[] = [
+  'active',
+  'firing',
+  'expiring',
+  'error',
+  'expire_error',
+  'completed',
+  'retry_fire',
+  'retry_expire',
+];
+
+/** Whether `s` names a stream state. */
+export function isStreamState(s: string): s is StreamState {
+  return (STREAM_STATES as readonly string[]).includes(s);
+}
+
 /** The allowed moves between states (enforced by whoever persists them, with the version check). */
 export const STREAM_TRANSITIONS: Readonly<Record<StreamState, readonly StreamState[]>> = {
   active: ['firing', 'expiring', 'completed', 'error'],
