@@ -130,10 +130,12 @@ export class TriggerWorker {
       async (rows) => {
         const messages: OutboundMessage[] = rows.map((row) => {
           const value = publishValue(codec, row, maxInline);
-          if (Buffer.byteLength(row.payload) > maxInline) {
+          // Measured only when it could be over the limit: UTF-8 takes at most 3 bytes per UTF-16 unit.
+          const bytes = row.payload.length * 3 > maxInline ? Buffer.byteLength(row.payload) : 0;
+          if (bytes > maxInline) {
             log('info', 'batch published by reference (larger than the inline limit)', {
               batch_id: row.batchId,
-              bytes: Buffer.byteLength(row.payload),
+              bytes,
             });
           }
           return { topic: topics.batches, key: row.messageKey, value };
