@@ -535,8 +535,7 @@ export class PipelineWorker {
     if (events.length === 0) return 0;
     const o = this.options;
     const out: OutboundMessage[] = [];
-    for (const e of events)
-      appendEventRecords(out, e, o.triggers, o.streamEventsTopic, undefined, undefined, o.codec);
+    for (const e of events) appendEventRecords(out, e, o);
     if (out.length > 0) await o.send(out);
     return out.length;
   }

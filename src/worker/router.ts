@@ -108,9 +108,17 @@ export class Router {
     deadLettered: Object.create(null),
   };
   private highest: Instant = Number.NEGATIVE_INFINITY;
+  /** Where matched events go (built once: the same for every event). */
+  private readonly target: EventRecordTarget;
 
   constructor(private readonly options: RouterOptions) {
     for (let i = 0; i < options.triggers.length; i++) this.counts.matched.push(0);
+    this.target = {
+      triggers: options.triggers,
+      streamEventsTopic: options.streamEventsTopic,
+      matched: this.counts.matched,
+      ...(options.codec === undefined ? {} : { codec: options.codec }),
+    };
   }
 
   /** The trigger definitions, in the order of {@link RouterCounts.matched}. */
@@ -128,7 +136,7 @@ export class Router {
    * message content: what cannot be read goes to the dead-letter topic with its reason.
    */
   route(topic: string, partition: number, messages: readonly InboundMessage[]): OutboundMessage[] {
-    const { distiller, triggers, streamEventsTopic } = this.options;
+    const { distiller, triggers } = this.options;
     const out: OutboundMessage[] = [];
     const counts = this.counts;
     for (const m of messages) {
@@ -171,15 +179,7 @@ export class Router {
       counts.events++;
       if (event.timestamp > this.highest) this.highest = event.timestamp;
       const before = out.length;
-      const joined = appendEventRecords(
-        out,
-        event,
-        triggers,
-        streamEventsTopic,
-        counts.matched,
-        this.highest,
-        this.options.codec,
-      );
+      const joined = appendEventRecords(out, event, this.target, this.highest);
       if (joined > 0 && tooLarge(out, before)) {
         // A record the broker would refuse would block the partition forever: dead-letter the notification.
         out.length = before;
@@ -257,22 +257,33 @@ export class Router {
   }
 }
 
+/** Where {@link appendEventRecords} sends matched events: the same for every event of a worker. */
+export interface EventRecordTarget {
+  readonly triggers: readonly TriggerDefinition[];
+  readonly streamEventsTopic: string;
+  /** Default: JSON. */
+  readonly codec?: RecordCodec;
+  /**
+   * When given, `matched[i]` is incremented for every trigger `triggers[i]` an event matched (plain
+   * numbers: the metrics read them per chunk, not per event).
+   */
+  readonly matched?: number[];
+}
+
 /**
  * Appends to `out` one stream-events record per trigger `event` matches (keyed by trigger and canonical
  * stream key, so a stream stays on one partition) and returns how many. Used for distilled notifications
  * and for the new events pipelines emit, which go back into trigger processing without re-distilling.
- * When `matched` is given, `matched[i]` is incremented for every trigger `triggers[i]` the event matched
- * (plain numbers: the metrics read them per chunk, not per event).
+ * `watermark` is the router's event time when it routed the event (none for pipelines' events).
  */
 export function appendEventRecords(
   out: OutboundMessage[],
   event: Event,
-  triggers: readonly TriggerDefinition[],
-  streamEventsTopic: string,
-  matched?: number[],
+  target: EventRecordTarget,
   watermark?: Instant,
-  codec: RecordCodec = jsonCodec,
 ): number {
+  const { triggers, streamEventsTopic, matched } = target;
+  const codec = target.codec ?? jsonCodec;
   let joined = 0;
   for (let i = 0; i < triggers.length; i++) {
     const def = triggers[i] as TriggerDefinition;
