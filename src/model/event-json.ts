@@ -139,7 +139,15 @@ function losslessOf(v: unknown): LosslessJson {
   if (typeof v !== 'object' || v === null) return v as LosslessJson;
   if (Array.isArray(v)) return v.map(losslessOf);
   const out: { [key: string]: LosslessJson } = {};
-  for (const k of Object.keys(v)) out[k] = losslessOf((v as Record<string, unknown>)[k]);
+  for (const k of Object.keys(v)) {
+    // Defined, not assigned, as the exact parser does: a "__proto__" key stays an own property.
+    Object.defineProperty(out, k, {
+      value: losslessOf((v as Record<string, unknown>)[k]),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
   return out;
 }
 

@@ -66,4 +66,8 @@ test('parseJsonFast keeps 1.0 a float and 2^53+1 exact; invalid JSON fails as th
   }
   assert.ok(exact !== '');
   assert.throws(() => parseJsonFast('{"a":'), { message: exact });
+  // A "__proto__" key is an own property, as JSON.parse and the exact parser make it.
+  const proto = parseJsonFast('{"__proto__": 0.1}') as Record<string, unknown>;
+  assert.deepEqual(Object.keys(proto), ['__proto__']);
+  assert.ok(Object.getOwnPropertyDescriptor(proto, '__proto__')?.value instanceof JsonNumber);
 });
