@@ -247,6 +247,14 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
       1,
       'The streams stage checkpoints a partition at least this often while it has unsaved work, in seconds.',
     ),
+    partitions_concurrently: int(
+      4,
+      'Stream-events partitions the streams stage of one worker handles at the same time, so one ' +
+        'partition waiting for its checkpoint or claim does not hold up the others. The records of one ' +
+        'partition are always handled one after the other, in order.',
+      1,
+      64,
+    ),
   }),
   clock: section('What "now" means for fire delays and expirations.', {
     mode: oneOf(

@@ -11,8 +11,11 @@
  * await store.checkpoint(cp);                                       // retry the same cp if retriable
  * collector.committed();                                            // only after it succeeded
  * ```
- * Do not `add` between `build` and `committed`. After an {@link OwnershipLostError} drop the engine and
- * the collector and start again from a new claim.
+ * Do not `add` between `build` and `committed`, unless the built checkpoint is {@link CheckpointCollector.seal}ed:
+ * a sealed checkpoint is in flight (being written) while later effects are collected apart from it, for
+ * the next checkpoint, which may only be built once the sealed one is `committed`. After an
+ * {@link OwnershipLostError} (or any failure of the sealed checkpoint) drop the engine and the collector
+ * and start again from a new claim.
  */
 import type { Effect, StreamId, StreamState } from '../engine/effects.js';
 import type { StreamRow } from '../engine/state.js';
@@ -44,6 +47,8 @@ export class CheckpointCollector {
   private readonly stored = new Map<StreamId, number>();
   private pending = new Map<StreamId, Pending>();
   private events: StreamEventWrite[] = [];
+  /** What the sealed (in-flight) checkpoint writes, until it is committed. */
+  private sealed: Map<StreamId, Pending> | undefined;
 
   /** @param liveStreams the streams the claim returned (already stored, at their versions). */
   constructor(liveStreams: readonly Pick<StreamRow, 'id' | 'version'>[] = []) {
@@ -101,10 +106,17 @@ export class CheckpointCollector {
    * matter while a stream is live).
    */
   build(
-    at: Pick<Checkpoint, 'topic' | 'partition' | 'epoch' | 'offset' | 'nextSeq' | 'recent' | 'now'>,
+    at: Pick<
+      Checkpoint,
+      'topic' | 'partition' | 'epoch' | 'offset' | 'nextSeq' | 'recent' | 'now' | 'pruneRecent'
+    >,
     engine: LiveStreamSource,
     outbox: readonly OutboxWrite[] = [],
   ): Checkpoint {
+    if (this.sealed !== undefined) {
+      // Its expected versions would be those before the in-flight checkpoint: fenced as a conflict.
+      throw new Error('a checkpoint is in flight: build the next one only after it is committed');
+    }
     const liveIds = new Set<StreamId>();
     for (const [id, p] of this.pending) if (p.closed === undefined) liveIds.add(id);
     const streams: StreamWrite[] = [];
@@ -163,13 +175,37 @@ export class CheckpointCollector {
     return { ...at, streams, events: this.events, outbox };
   }
 
-  /** The checkpoint built last was written: its versions are now the stored ones. */
+  /**
+   * The checkpoint built last is being written: effects added from now on belong to the next checkpoint
+   * (events of streams that close later, streams opened since, further versions of the same streams).
+   * Call {@link committed} once it is written.
+   */
+  seal(): void {
+    if (this.sealed !== undefined) throw new Error('a checkpoint is already in flight');
+    this.sealed = this.pending;
+    this.pending = new Map();
+    this.events = [];
+  }
+
+  /** Whether a sealed checkpoint waits for {@link committed}. */
+  get inFlight(): boolean {
+    return this.sealed !== undefined;
+  }
+
+  /**
+   * The checkpoint built last (the sealed one, if any) was written: its versions are now the stored ones.
+   */
   committed(): void {
-    for (const [id, p] of this.pending) {
+    const written = this.sealed ?? this.pending;
+    for (const [id, p] of written) {
       if (p.closed === undefined) this.stored.set(id, p.version);
       else this.stored.delete(id);
     }
-    this.pending = new Map();
-    this.events = [];
+    if (this.sealed !== undefined) {
+      this.sealed = undefined;
+    } else {
+      this.pending = new Map();
+      this.events = [];
+    }
   }
 }

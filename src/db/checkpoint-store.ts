@@ -111,6 +111,11 @@ export interface Checkpoint {
   readonly recent?: readonly RecentRow[];
   /** The engine's time: remembered rows whose `until` is before it are deleted. */
   readonly now?: Instant | null;
+  /**
+   * False when the writer knows no remembered row of the partition can have expired at `now` (it tracks
+   * the earliest `until` it stored): the DELETE of recent_closed is skipped. Default true.
+   */
+  readonly pruneRecent?: boolean;
 }
 
 /** An outbox row waiting to be produced. */
@@ -599,7 +604,7 @@ async function writeRecent(tx: DatabaseTransactionConnection, cp: Checkpoint): P
         message_ids = excluded.message_ids`);
   }
   const now = cp.now;
-  if (now !== undefined && now !== null && Number.isSafeInteger(now)) {
+  if (cp.pruneRecent !== false && now !== undefined && now !== null && Number.isSafeInteger(now)) {
     await tx.query(sql.unsafe`
       DELETE FROM recent_closed WHERE topic = ${cp.topic} AND partition = ${cp.partition} AND until < ${now}`);
   }

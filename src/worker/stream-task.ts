@@ -14,11 +14,13 @@ import type { Checkpoint, ClaimedPartition, OutboxRow, OutboxWrite } from '../db
 import type { Clock } from '../engine/clock.js';
 import type { Effect, StreamClosed, StreamId } from '../engine/effects.js';
 import { PartitionEngine } from '../engine/partition-engine.js';
+import type { RecentRow } from '../engine/state.js';
 import { WinchesterError } from '../errors.js';
 import { batchIdOf, decodeStreamRecord, encodeBatch } from '../kafka/records.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { Event } from '../model/event.js';
 import type { RecordCodec } from '../serde/codec.js';
+import type { Instant } from '../timex/instant.js';
 import { parseKey } from '../triggers/key.js';
 import type { DistinguishingValue, DistinguishingValues, TriggerDefinition } from '../triggers/types.js';
 
@@ -120,17 +122,25 @@ export class StreamTask {
   private readonly engine: PartitionEngine;
   private readonly collector: CheckpointCollector;
   private readonly defs: ReadonlyMap<string, TriggerDefinition>;
-  /** Events added since the last committed checkpoint, per stream (for batches that close meanwhile). */
+  /** Events added since the last checkpoint started, per stream (for batches that close meanwhile). */
   private uncommitted = new Map<StreamId, Event[]>();
-  /** Streams opened since the last committed checkpoint (nothing of them is stored yet). */
+  /** Streams opened since the last checkpoint started (nothing of them is stored yet). */
   private openedSince = new Set<StreamId>();
   private closed: StreamClosed[] = [];
   /** Wall-clock ms at which each entry of {@link closed} was handled (for the fire latency). */
   private closedAtMs: number[] = [];
-  /** Batches of the last committed checkpoint, for {@link takeCommittedBatches}. */
+  /** Batches of the checkpoints committed since the last {@link takeCommittedBatches}. */
   private committedBatches: ClosedBatchStamp[] = [];
-  /** Batch stamps of the checkpoint being built (the outbox of {@link checkpoint}). */
-  private pendingBatches: ClosedBatchStamp[] = [];
+  /** The checkpoint being written, if any (at most one at a time). */
+  private inflight: Promise<boolean> | undefined;
+  /** What the checkpoint in flight failed with. */
+  private failure: unknown;
+  /** The offset of the last committed checkpoint. */
+  private storedOffset: number;
+  /** recent_closed rows this partition has stored, by trigger and key → their `until`. */
+  private readonly recentStored = new Map<string, Instant>();
+  /** The earliest `until` in {@link recentStored}. */
+  private recentMin = Number.POSITIVE_INFINITY;
   private nextSeq: number;
   private offset: number;
   private sinceCheckpoint = 0;
@@ -155,6 +165,8 @@ export class StreamTask {
     this.collector = new CheckpointCollector(claim.liveStreams);
     this.nextSeq = claim.nextSeq;
     this.offset = claim.offset ?? 0;
+    this.storedOffset = this.offset;
+    this.recentExpired(claim.snapshot.recent ?? [], null);
     this.lastCheckpointMs = this.nowMs();
     // Streams of triggers no longer configured are marked `error` by the first checkpoint.
     this.collect(this.engine.takeEffects());
@@ -331,10 +343,10 @@ export class StreamTask {
   }
 
   /** The events already stored for the closed streams that have a pipeline (one query for all). */
-  private async storedEventsOfClosed(): Promise<Map<StreamId, Event[]>> {
+  private async storedEventsOfClosed(part: Interval): Promise<Map<StreamId, Event[]>> {
     const ids: StreamId[] = [];
-    for (const c of this.closed) {
-      if (c.pipeline !== null && !this.openedSince.has(c.streamId)) ids.push(c.streamId);
+    for (const c of part.closed) {
+      if (c.pipeline !== null && !part.openedSince.has(c.streamId)) ids.push(c.streamId);
     }
     const store = this.options.store;
     if (ids.length === 0) return new Map();
@@ -344,21 +356,25 @@ export class StreamTask {
     return out;
   }
 
-  private async outbox(): Promise<OutboxWrite[]> {
-    const out: OutboxWrite[] = [];
-    this.pendingBatches = [];
-    const stored = await this.storedEventsOfClosed();
-    for (let i = 0; i < this.closed.length; i++) {
-      const c = this.closed[i] as StreamClosed;
+  /**
+   * The batches of the streams an interval closed. Their events are those stored by the checkpoints
+   * before it (all committed: one checkpoint in flight at a time) plus the interval's own.
+   */
+  private async outbox(part: Interval): Promise<{ rows: OutboxWrite[]; stamps: ClosedBatchStamp[] }> {
+    const rows: OutboxWrite[] = [];
+    const stamps: ClosedBatchStamp[] = [];
+    const stored = await this.storedEventsOfClosed(part);
+    for (let i = 0; i < part.closed.length; i++) {
+      const c = part.closed[i] as StreamClosed;
       if (c.pipeline === null) continue;
       const kind = c.type === 'fired' ? 'fire' : 'expire';
       const events = byTimestamp([
         ...(stored.get(c.streamId) ?? []),
-        ...(this.uncommitted.get(c.streamId) ?? []),
+        ...(part.uncommitted.get(c.streamId) ?? []),
       ]);
       const batchId = batchIdOf(c.streamId, kind);
-      this.pendingBatches.push({ batchId, closedAtMs: this.closedAtMs[i] as number });
-      out.push({
+      stamps.push({ batchId, closedAtMs: part.closedAtMs[i] as number });
+      rows.push({
         batchId,
         streamId: c.streamId,
         kind,
@@ -376,17 +392,51 @@ export class StreamTask {
         }),
       });
     }
-    return out;
+    return { rows, stamps };
+  }
+
+  /** Whether a checkpoint was started and has not committed yet (or failed). */
+  get checkpointInFlight(): boolean {
+    return this.inflight !== undefined;
   }
 
   /**
-   * Writes everything handled since the last checkpoint in one transaction (retrying while Postgres is
-   * unreachable). Returns false when there was nothing to write.
-   * @throws OwnershipLostError when another worker claimed the partition: drop this task, never retry it.
+   * Whether the checkpoint in flight failed: the task must be dropped ({@link settle} throws the error)
+   * and the partition re-claimed from its last committed checkpoint.
    */
-  async checkpoint(): Promise<boolean> {
-    if (this.sinceCheckpoint === 0 && !this.dirty) return false;
-    const outbox = await this.outbox();
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /** The offset stored by the last committed checkpoint (where a new owner would resume). */
+  get committedOffset(): number {
+    return this.storedOffset;
+  }
+
+  /**
+   * Waits for the checkpoint in flight, if any.
+   * @throws what it failed with (OwnershipLostError, or Postgres down past the retries); the task is
+   *   then unusable: drop it and re-claim the partition.
+   */
+  async settle(): Promise<void> {
+    if (this.inflight !== undefined) await this.inflight;
+  }
+
+  /**
+   * Starts a checkpoint of everything handled since the last one started, and returns at once: the
+   * records after it may be handled while it is written. What it writes is taken now (the offset, the
+   * changed streams' rows, the events, the closed streams); the outbox batches of the streams it closes
+   * are encoded after their stored events are read. Resolves true once committed (false: nothing to
+   * write), retrying while Postgres is unreachable. Only one may be in flight: call {@link settle} first.
+   * @throws (the promise) OwnershipLostError when another worker claimed the partition: drop this task.
+   */
+  startCheckpoint(): Promise<boolean> {
+    if (this.inflight !== undefined) {
+      throw new Error(`partition ${this.options.partition}: a checkpoint is already in flight`);
+    }
+    if (this.sinceCheckpoint === 0 && !this.dirty) return Promise.resolve(false);
+    const now = Number.isFinite(this.engine.now) ? this.engine.now : null;
+    const recent = this.engine.takeRecentChanges();
     const cp = this.collector.build(
       {
         topic: this.options.topic,
@@ -394,12 +444,43 @@ export class StreamTask {
         epoch: this.claim.epoch,
         offset: this.offset,
         nextSeq: this.nextSeq,
-        recent: this.engine.takeRecentChanges(),
-        now: Number.isFinite(this.engine.now) ? this.engine.now : null,
+        recent,
+        now,
+        pruneRecent: this.recentExpired(recent, now),
       },
       this.engine,
-      outbox,
     );
+    this.collector.seal();
+    const part: Interval = {
+      uncommitted: this.uncommitted,
+      openedSince: this.openedSince,
+      closed: this.closed,
+      closedAtMs: this.closedAtMs,
+    };
+    this.uncommitted = new Map();
+    this.openedSince = new Set();
+    this.closed = [];
+    this.closedAtMs = [];
+    this.sinceCheckpoint = 0;
+    this.dirty = false;
+    this.lastCheckpointMs = this.nowMs();
+    const written = this.write(cp, part);
+    this.inflight = written;
+    written.then(
+      () => {
+        if (this.inflight === written) this.inflight = undefined;
+      },
+      // Kept in flight: settle() rethrows it to whoever handles the partition next.
+      (error: unknown) => {
+        this.failure = error ?? new Error('checkpoint failed');
+      },
+    );
+    return written;
+  }
+
+  private async write(base: Checkpoint, part: Interval): Promise<boolean> {
+    const { rows, stamps } = await this.outbox(part);
+    const cp: Checkpoint = { ...base, outbox: rows };
     const attempts = this.options.checkpointAttempts ?? 5;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -412,19 +493,54 @@ export class StreamTask {
       }
     }
     this.collector.committed();
-    this.uncommitted = new Map();
-    this.openedSince = new Set();
-    this.closed = [];
-    this.closedAtMs = [];
-    for (const b of this.pendingBatches) this.committedBatches.push(b);
-    this.pendingBatches = [];
-    this.sinceCheckpoint = 0;
-    this.dirty = false;
-    this.lastCheckpointMs = this.nowMs();
+    this.storedOffset = cp.offset;
+    for (const b of stamps) this.committedBatches.push(b);
     this.counts.checkpoints++;
     return true;
   }
+
+  /**
+   * Whether a remembered row stored for this partition can have expired at `now` (its `until` before
+   * it), counting the rows about to be written. Only then does the checkpoint delete from recent_closed;
+   * the rows left are tracked to know the next time.
+   */
+  private recentExpired(recent: readonly RecentRow[], now: Instant | null): boolean {
+    for (const r of recent) {
+      this.recentStored.set(recentKey(r), r.until);
+      if (r.until < this.recentMin) this.recentMin = r.until;
+    }
+    if (now === null || !(this.recentMin < now)) return false;
+    let min = Number.POSITIVE_INFINITY;
+    for (const [k, until] of this.recentStored) {
+      if (until < now) this.recentStored.delete(k);
+      else if (until < min) min = until;
+    }
+    this.recentMin = min;
+    return true;
+  }
+
+  /**
+   * Writes everything handled since the last checkpoint and waits for it to commit (after the one in
+   * flight, if any). Returns false when there was nothing to write.
+   * @throws OwnershipLostError when another worker claimed the partition: drop this task, never retry it.
+   */
+  async checkpoint(): Promise<boolean> {
+    await this.settle();
+    return this.startCheckpoint();
+  }
 }
+
+/** What one checkpoint interval handled, kept apart from the intervals after it. */
+interface Interval {
+  /** Events added in the interval, per stream (for batches of the streams it closed). */
+  readonly uncommitted: Map<StreamId, Event[]>;
+  /** Streams opened in the interval (nothing of them is stored before it). */
+  readonly openedSince: Set<StreamId>;
+  readonly closed: StreamClosed[];
+  readonly closedAtMs: number[];
+}
+
+const recentKey = (r: RecentRow): string => `${r.trigger}\u0000${r.key}`;
 
 /** The part of {@link CheckpointStore} the publisher uses. */
 export interface OutboxStore {

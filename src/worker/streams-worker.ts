@@ -30,6 +30,11 @@ export interface StreamsWorkerOptions {
   /** Task options for a partition (a fresh clock each time). */
   readonly taskOptions: (partition: number) => StreamTaskOptions;
   readonly publisher: OutboxPublisher;
+  /**
+   * Partitions handled at the same time (kafkajs partitionsConsumedConcurrently), so one partition's
+   * checkpoint or claim does not hold up the others. Default 1.
+   */
+  readonly partitionsConcurrently?: number;
   /** Records handled between heartbeats inside a long batch. Default 1000. */
   readonly heartbeatEvery?: number;
   /** Structured log lines (one JSON object each). */
@@ -113,15 +118,79 @@ function isDatabaseError(error: unknown): boolean {
 
 type BatchPayload = Pick<EachBatchPayload, 'batch' | 'heartbeat' | 'isRunning' | 'isStale' | 'resolveOffset'>;
 
+/**
+ * The work that follows checkpoints but need not delay them: the informational Kafka offset commit and
+ * the outbox publication. One run at a time; requests made while it runs are coalesced into one more run
+ * (offsets by partition, the latest wins).
+ */
+class AfterCheckpoint {
+  private offsets = new Map<number, number>();
+  private requested = false;
+  private running: Promise<void> | undefined;
+  /** Set once the consumer stops: offsets can no longer be committed through it (Postgres is authoritative). */
+  consumerStopped = false;
+
+  constructor(private readonly o: StreamsWorkerOptions) {}
+
+  /** Commits `offset` for `partition` (when given) and publishes the outbox, soon. */
+  request(partition?: number, offset?: number): void {
+    if (partition !== undefined && offset !== undefined) this.offsets.set(partition, offset);
+    this.requested = true;
+    if (this.running === undefined) this.running = this.loop();
+  }
+
+  /** Resolves once nothing is running or requested. Never rejects. */
+  async idle(): Promise<void> {
+    while (this.running !== undefined) await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    const o = this.o;
+    try {
+      while (this.requested) {
+        this.requested = false;
+        const offsets = this.offsets;
+        this.offsets = new Map();
+        if (offsets.size > 0 && !this.consumerStopped) {
+          await o.consumer
+            .commitOffsets(
+              [...offsets].map(([partition, offset]) => ({
+                topic: o.topic,
+                partition,
+                offset: String(offset),
+              })),
+            )
+            .catch((error: unknown) => {
+              o.metrics?.kafkaErrors.labels({ operation: 'commit_offsets' }).inc();
+              o.log?.('warn', 'informational offset commit failed', { error: String(error) });
+            });
+        }
+        await o.publisher.flush().catch((error: unknown) => {
+          (isDatabaseError(error) ? o.metrics?.databaseErrors : o.metrics?.kafkaErrors)
+            ?.labels({ operation: 'publish_batches' })
+            .inc();
+          o.log?.('warn', 'publishing batches failed; retried after the next checkpoint', {
+            error: String(error),
+          });
+        });
+      }
+    } finally {
+      this.running = undefined;
+    }
+  }
+}
+
 /** Runs stream tasks for the partitions the group assigns to this member. */
 export class StreamsWorker {
   private readonly tasks = new Map<number, StreamTask>();
   private removeJoinListener: (() => void) | undefined;
   private stopped = false;
   private readonly metricsSync: StreamsMetricsSync | undefined;
+  private readonly after: AfterCheckpoint;
 
   constructor(private readonly options: StreamsWorkerOptions) {
     this.metricsSync = options.metrics && new StreamsMetricsSync(options.metrics);
+    this.after = new AfterCheckpoint(options);
   }
 
   /** The live tasks by partition (for metrics and tests). */
@@ -138,6 +207,7 @@ export class StreamsWorker {
       const assigned = new Set(e.payload.memberAssignment[o.topic] ?? []);
       for (const p of [...this.tasks.keys()]) {
         if (!assigned.has(p)) {
+          // A checkpoint it has in flight may still commit (then the new owner reads it) or be fenced.
           this.tasks.delete(p);
           o.log?.('info', 'partition revoked: state dropped', { topic: o.topic, partition: p });
         }
@@ -153,6 +223,7 @@ export class StreamsWorker {
     await o.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: Math.max(1, o.partitionsConcurrently ?? 1),
       eachBatch: (payload) => this.handleBatch(payload),
     });
   }
@@ -187,6 +258,8 @@ export class StreamsWorker {
     const every = o.heartbeatEvery ?? 1000;
     let n = 0;
     try {
+      // A checkpoint of an earlier batch failed after that batch ended: drop the task (below) first.
+      if (task.failed) await task.settle();
       await task.prepare(batch.messages.map((m) => m.value));
       for (const m of batch.messages) {
         if (!payload.isRunning() || payload.isStale()) break;
@@ -194,26 +267,45 @@ export class StreamsWorker {
         // The fetch position: without it kafkajs fetches from the batch's start again (stuck past 1 MB).
         payload.resolveOffset(m.offset);
         if (++n % every === 0) await payload.heartbeat();
-        if (task.checkpointDue()) await this.checkpoint(task);
+        if (task.checkpointDue()) {
+          // At most one in flight: the next starts once the previous committed (usually long done).
+          if (task.checkpointInFlight) await task.settle();
+          this.startCheckpoint(task);
+        } else if (task.failed) {
+          await task.settle();
+        }
       }
       // Caught up with the partition: no further batch comes to reach the count or time threshold, so
-      // what this one changed (the streams a tick closed, say) is checkpointed and published now.
-      if (payload.isRunning() && !payload.isStale() && batch.offsetLag() === '0') await this.checkpoint(task);
-    } catch (error) {
-      this.tasks.delete(partition);
-      this.syncMetrics(task);
-      if (error instanceof OwnershipLostError) {
-        o.metrics?.checkpointConflicts.inc();
-        o.log?.('warn', 'ownership lost: state dropped', { topic: o.topic, partition, error: error.message });
-        return;
+      // what this one changed (the streams a tick closed, say) is checkpointed and published now. It is
+      // left in flight: the next batch, or stop(), waits for it.
+      if (payload.isRunning() && !payload.isStale() && batch.offsetLag() === '0') {
+        await task.settle();
+        this.startCheckpoint(task);
       }
-      // Anything else (Postgres down past the retries): forget the partition's state so the next batch
-      // re-claims from the last checkpoint, and let kafkajs retry the batch.
-      if (isDatabaseError(error)) o.metrics?.databaseErrors.labels({ operation: 'checkpoint' }).inc();
-      throw error;
+    } catch (error) {
+      this.dropFailed(task, error);
     }
     this.syncMetrics(task);
     await payload.heartbeat();
+  }
+
+  /**
+   * Forgets a task whose checkpoint failed, so the next batch of its partition re-claims it from the last
+   * committed checkpoint (seeking back there). OwnershipLostError is handled here; anything else (Postgres
+   * down past the retries) is rethrown for kafkajs to retry the batch.
+   */
+  private dropFailed(task: StreamTask, error: unknown): void {
+    const o = this.options;
+    const partition = task.partition;
+    if (this.tasks.get(partition) === task) this.tasks.delete(partition);
+    this.syncMetrics(task);
+    if (error instanceof OwnershipLostError) {
+      o.metrics?.checkpointConflicts.inc();
+      o.log?.('warn', 'ownership lost: state dropped', { topic: o.topic, partition, error: error.message });
+      return;
+    }
+    if (isDatabaseError(error)) o.metrics?.databaseErrors.labels({ operation: 'checkpoint' }).inc();
+    throw error;
   }
 
   private syncMetrics(task: StreamTask): void {
@@ -222,48 +314,58 @@ export class StreamsWorker {
     this.metricsSync.active(this.tasks.values());
   }
 
-  private async checkpoint(task: StreamTask): Promise<void> {
+  /**
+   * Starts a checkpoint of `task` (none may be in flight) and returns without waiting for it. Once it
+   * commits, its batches are stamped and the offset commit and outbox flush are requested. A failure is
+   * not handled here: the task keeps it, and the next settle() of the partition throws it.
+   */
+  private startCheckpoint(task: StreamTask): Promise<boolean> {
     const o = this.options;
     const started = performance.now();
-    if (!(await task.checkpoint())) return;
-    if (o.metrics !== undefined) {
-      o.metrics.checkpointDuration.observe((performance.now() - started) / 1000);
-      o.metrics.checkpoints.inc();
-    }
-    o.publisher.stamp(task.takeCommittedBatches());
-    await o.consumer
-      .commitOffsets([{ topic: o.topic, partition: task.partition, offset: String(task.nextOffset) }])
-      .catch((error: unknown) => {
-        o.metrics?.kafkaErrors.labels({ operation: 'commit_offsets' }).inc();
-        o.log?.('warn', 'informational offset commit failed', { error: String(error) });
-      });
-    await o.publisher.flush().catch((error: unknown) => {
-      (isDatabaseError(error) ? o.metrics?.databaseErrors : o.metrics?.kafkaErrors)
-        ?.labels({ operation: 'publish_batches' })
-        .inc();
-      o.log?.('warn', 'publishing batches failed; retried after the next checkpoint', {
-        error: String(error),
-      });
-    });
+    const written = task.startCheckpoint();
+    written.then(
+      (wrote) => {
+        if (!wrote) return;
+        if (o.metrics !== undefined) {
+          o.metrics.checkpointDuration.observe((performance.now() - started) / 1000);
+          o.metrics.checkpoints.inc();
+        }
+        o.publisher.stamp(task.takeCommittedBatches());
+        // A revoked partition's offset is not ours to commit any more; its batches are still published.
+        if (this.tasks.get(task.partition) === task) this.after.request(task.partition, task.committedOffset);
+        else this.after.request();
+      },
+      () => undefined,
+    );
+    return written;
   }
 
   /**
-   * Graceful stop: lets the in-flight batch finish, checkpoints every task, publishes, leaves the group.
-   * Idempotent.
+   * Graceful stop: lets the in-flight batches finish, waits for every task's checkpoint in flight, writes
+   * a final checkpoint of each, publishes, leaves the group. Idempotent.
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     const o = this.options;
+    // The final checkpoints come after the consumer stopped, so Kafka cannot take their offsets
+    // (kafkajs: "consumer#run must be called first"); Postgres has them, and a partition resumes there.
+    // Kafka's committed offsets may then lag, which only means skipping records Postgres already has.
+    this.after.consumerStopped = true;
+    await this.after.idle();
     await o.consumer.stop();
-    for (const task of this.tasks.values()) {
-      try {
-        await this.checkpoint(task);
-      } catch (error) {
-        o.log?.('warn', 'final checkpoint failed', { partition: task.partition, error: String(error) });
-      }
-      this.metricsSync?.task(task);
-    }
+    await Promise.all(
+      [...this.tasks.values()].map(async (task) => {
+        try {
+          await task.settle();
+          await this.startCheckpoint(task);
+        } catch (error) {
+          o.log?.('warn', 'final checkpoint failed', { partition: task.partition, error: String(error) });
+        }
+        this.metricsSync?.task(task);
+      }),
+    );
+    await this.after.idle();
     this.tasks.clear();
     this.metricsSync?.active([]);
     o.metrics?.partitionsAssigned.labels({ stage: 'streams' }).set(0);

@@ -197,6 +197,7 @@ export class TriggerWorker {
         topic: topics.stream_events,
         publisher: this.publisher,
         log,
+        partitionsConcurrently: settings.trigger_worker.partitions_concurrently,
         taskOptions: (partition) => ({
           store: new CheckpointStore(this.options.pool),
           topic: topics.stream_events,
