@@ -22,7 +22,14 @@ import {
   streamRecordFromAvro,
   tickToAvro,
 } from './avro-records.js';
-import { frame, framedSchemaId, isConfluentFramed, type RecordCodec, UnknownSchemaError } from './codec.js';
+import {
+  frame,
+  framedSchemaId,
+  isConfluentFramed,
+  jsonCodec,
+  type RecordCodec,
+  UnknownSchemaError,
+} from './codec.js';
 
 /** An Avro type as the registry client builds it (avsc's Type, with wrapped unions). */
 export interface AvroType {
@@ -86,8 +93,8 @@ export class AvroCodec implements RecordCodec {
     return frame(id, (this.types.get(id) as AvroType).toBuffer(data));
   }
 
+  /** Avro data of a framed value (check {@link isConfluentFramed} first). */
   private decode(value: Buffer, what: string): unknown {
-    if (!isConfluentFramed(value)) throw new InputError(`${what}: not in the Confluent wire format`);
     const id = framedSchemaId(value);
     const type = this.types.get(id);
     if (type === undefined) throw new UnknownSchemaError(id);
@@ -95,6 +102,22 @@ export class AvroCodec implements RecordCodec {
       return type.fromBuffer(value.subarray(5));
     } catch (err) {
       throw new InputError(`${what}: invalid Avro for schema ${id}: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Decodes and maps a framed value. A record of some other schema (another producer's, on our topic)
+   * decodes as Avro but does not have our fields: that is bad input (dead-lettered), not a crash.
+   */
+  private mapped<T>(value: Buffer, what: string, map: (data: unknown) => T): T {
+    const data = this.decode(value, what);
+    try {
+      return map(data);
+    } catch (err) {
+      if (err instanceof InputError) throw err;
+      throw new InputError(
+        `${what}: schema id ${framedSchemaId(value)} does not describe a ${what}: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -106,8 +129,14 @@ export class AvroCodec implements RecordCodec {
     return this.encode(this.streamId, tickToAvro(time));
   }
 
+  /**
+   * A framed value is Avro; any other is read as JSON text (JSON never starts with the 0x00 magic byte),
+   * so records written before the registry was configured, and the JSON ticks of
+   * `winchester produce --advance-clock`, still read.
+   */
   decodeStreamRecord(value: Buffer): StreamTopicRecord {
-    return streamRecordFromAvro(this.decode(value, 'stream-events record'));
+    if (!isConfluentFramed(value)) return jsonCodec.decodeStreamRecord(value);
+    return this.mapped(value, 'stream-events record', streamRecordFromAvro);
   }
 
   encodeBatch(b: BatchRecord): Buffer {
@@ -118,8 +147,10 @@ export class AvroCodec implements RecordCodec {
     return this.encode(this.batchId, batchReferenceToAvro(r));
   }
 
+  /** Framed: Avro; otherwise JSON text (batches published before the registry was configured). */
   decodeBatchMessage(value: Buffer): BatchMessage {
-    return batchMessageFromAvro(this.decode(value, 'batch record'));
+    if (!isConfluentFramed(value)) return jsonCodec.decodeBatchMessage(value);
+    return this.mapped(value, 'batch record', batchMessageFromAvro);
   }
 
   async prepare(values: readonly (Buffer | null)[]): Promise<void> {

@@ -179,8 +179,20 @@ describe('Avro record codec (Confluent wire format, registry over HTTP)', () => 
     assert.throws(() => fresh.decodeStreamRecord(batchValue), InputError);
   });
 
-  test('JSON text and truncated Avro are InputErrors, not crashes', () => {
+  test('unframed values are read as JSON records (written before the registry was configured)', () => {
+    const tick = Buffer.from(jsonCodec.encodeTick(7) as string);
+    assert.deepEqual(codec.decodeStreamRecord(tick), { type: 'tick', time: 7 });
+    const ref = { batchId: 'b', streamId: 's', kind: 'expire' as const, bytes: 9 };
+    assert.deepEqual(codec.decodeBatchMessage(Buffer.from(jsonCodec.encodeBatchReference(ref) as string)), {
+      type: 'reference',
+      reference: ref,
+    });
+  });
+
+  test('text that is no JSON record, a bare header and truncated Avro are InputErrors, not crashes', () => {
     assert.throws(() => codec.decodeStreamRecord(Buffer.from('{"v":1,"type":"tick"}')), InputError);
+    assert.throws(() => codec.decodeStreamRecord(Buffer.from([0, 0, 0, 0, 1])), InputError);
+    assert.throws(() => codec.decodeBatchMessage(Buffer.from('not json')), InputError);
     const tick = codec.encodeTick(5);
     const id = framedSchemaId(tick);
     assert.throws(() => codec.decodeStreamRecord(frame(id, Buffer.from([2]))), InputError);
