@@ -84,7 +84,9 @@ export function classifyRegistryError(error: unknown, url: string, what: string)
     );
   }
   if (status === undefined || status >= 500 || (status === 400 && NETWORK_FAILURE.test(detail))) {
-    return new SchemaRegistryUnavailableError(`${what}: cannot use the ${where}: ${detail}`, { cause: error });
+    return new SchemaRegistryUnavailableError(`${what}: cannot use the ${where}: ${detail}`, {
+      cause: error,
+    });
   }
   if (status === 401 || status === 403) {
     return new SchemaRegistryRequestError(
@@ -136,7 +138,9 @@ function client(options: SchemaRegistryOptions, wrapUnions: boolean): SchemaRegi
   // mappersmith's timeout middleware, restated here so that mappersmith (a dependency of the client,
   // not ours) is not imported: it sets the request timeout the HTTP gateway enforces.
   const timeout = () => ({
-    async prepareRequest(next: () => Promise<{ timeout(): number | undefined; enhance(o: object): unknown }>) {
+    async prepareRequest(
+      next: () => Promise<{ timeout(): number | undefined; enhance(o: object): unknown }>,
+    ) {
       const request = await next();
       return request.timeout() ? request : request.enhance({ timeout: timeoutMs });
     },
