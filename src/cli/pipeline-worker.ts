@@ -1,3 +1,4 @@
+import { startPruner } from '../db/retention.js';
 import { UsageError } from '../errors.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { startWorkerOps, type WorkerOps } from '../metrics/ops.js';
@@ -102,7 +103,15 @@ async function run(args: string[], io: CliIo): Promise<number> {
       await service.stop().catch(() => undefined);
       throw error;
     }
+    const pruner = startPruner({
+      retention: settings.retention,
+      pool,
+      log,
+      metrics,
+      tables: ['completed_batches'],
+    });
     const stopAll = async () => {
+      await pruner?.stop();
       await service.stop();
       await ops.stop();
     };

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DatabasePool, sql } from '../db/pool.js';
+import { startPruner } from '../db/retention.js';
 import { UsageError } from '../errors.js';
 import { createMetrics } from '../metrics/metrics.js';
 import { startWorkerOps, type WorkerOps } from '../metrics/ops.js';
@@ -123,9 +124,18 @@ async function run(args: string[], io: CliIo): Promise<number> {
       stream_events_partitions: worker.streamEventsPartitions,
       metrics_port: ops.port,
     });
+    // Published outbox rows are the trigger side's to prune (route-only workers own no outbox work).
+    const pruner = startPruner({
+      retention: settings.retention,
+      pool,
+      log,
+      metrics,
+      tables: opts.stage === 'route' ? [] : ['outbox'],
+    });
     await untilSignalled(
       {
         stop: async () => {
+          await pruner?.stop();
           await worker.stop();
           await ops.stop();
         },

@@ -18,7 +18,7 @@ function typeText(spec: Leaf<unknown>): string {
     case 'int':
       return `integer ${spec.min}–${spec.max}`;
     case 'seconds':
-      return 'seconds';
+      return spec.min === undefined ? 'seconds' : `seconds ≥ ${spec.min}`;
     case 'boolean':
       return 'boolean';
     case 'enum':

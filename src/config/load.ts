@@ -197,6 +197,19 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
         'its pipeline completes (purge_completed_streams); streams left in error keep theirs until retried',
     );
   }
+  // A batch redelivered after its outbox row was pruned is skipped by its completion mark; the other
+  // order would dead-letter it as a missing reference.
+  const retention = settings.retention;
+  if (retention.published_outbox > retention.completed_batches) {
+    const envVar = fromEnv.get('retention.published_outbox');
+    problems.error(
+      envVar === undefined ? mainName : ENV_SOURCE,
+      envVar === undefined ? (posOf('retention', 'published_outbox') ?? keyPosOf('retention')) : undefined,
+      `${envVar ?? 'retention.published_outbox'} (${retention.published_outbox} s) must not exceed ` +
+        `retention.completed_batches (${retention.completed_batches} s): a completion mark must outlive the ` +
+        'outbox row of its batch',
+    );
+  }
   const sasl = settings.kafka.sasl;
   if (sasl.mechanism !== 'none' && (sasl.username === null || sasl.password === null)) {
     problems.error(

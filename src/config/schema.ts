@@ -68,6 +68,9 @@ const list = (dflt: readonly string[], help: string, o?: LeafOptions) =>
 const int = (dflt: number, help: string, min: number, max: number, o?: LeafOptions) =>
   leaf<number>('int', dflt, help, { min, max, ...o });
 const seconds = (dflt: number, help: string, o?: LeafOptions) => leaf<number>('seconds', dflt, help, o);
+/** Seconds with a floor: smaller values are refused (a retention that would be unsafe). */
+const secondsAtLeast = (min: number, dflt: number, help: string) =>
+  leaf<number>('seconds', dflt, help, { min });
 const bool = (dflt: boolean, help: string, o?: LeafOptions) => leaf<boolean>('boolean', dflt, help, o);
 const oneOf = <V extends string>(values: readonly V[], dflt: V, help: string, o?: LeafOptions) =>
   leaf<V>('enum', dflt, help, { values, ...o });
@@ -294,6 +297,42 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
         'or its host gone) before its partitions move to another. Heartbeats continue while a pipeline runs.',
     ),
   }),
+  retention: section(
+    'How long bookkeeping rows are kept in PostgreSQL (docs/schema.md, "Retention"). Workers delete what is ' +
+      'older in small batches (trigger workers: published outbox rows; pipeline workers: completion marks); ' +
+      '`winchester db prune` does the same on demand.',
+    {
+      completed_batches: secondsAtLeast(
+        86400,
+        7 * 86400,
+        'Seconds a completion mark (`completed_batches`) is kept after its pipeline succeeded. A pipeline ' +
+          'worker skips a batch whose mark it finds, so keep it at least as long as the batch can be read ' +
+          'again: the retention of kafka.topics.batches (Kafka default 7 days) and of the pipeline group’s ' +
+          'committed offsets (offsets.retention.minutes, default 7 days). At least one day.',
+      ),
+      published_outbox: secondsAtLeast(
+        3600,
+        86400,
+        'Seconds a published outbox row is kept after publication. Only rows whose stream is completed or ' +
+          'purged are deleted: a stream waiting for its pipeline, failed (error, expire_error) or in retry ' +
+          'keeps its batch, so the claim check of a batch sent by reference and `winchester streams retry` ' +
+          'still find it. At least one hour, and not more than completed_batches (a batch redelivered after ' +
+          'its row went is then skipped by its completion mark).',
+      ),
+      interval: seconds(
+        300,
+        'How often each worker prunes, in seconds (the first run comes at a random point of the first ' +
+          'interval, so workers started together do not prune together). 0: workers never prune (run ' +
+          '`winchester db prune` instead).',
+      ),
+      batch_size: int(
+        1000,
+        'Rows deleted per statement: small batches keep each delete short and its locks few.',
+        1,
+        100_000,
+      ),
+    },
+  ),
 });
 
 /** The validated settings of winchester.yaml, with defaults applied and environment overrides. */

@@ -208,6 +208,8 @@ function fromScalar(spec: Leaf<unknown>, value: string | number | boolean | null
             : Number.NaN;
       if (!Number.isFinite(n) || n < 0)
         return { error: `expected a number of seconds ≥ 0, got ${JSON.stringify(value)}` };
+      if (spec.min !== undefined && n < spec.min)
+        return { error: `must be at least ${spec.min} seconds, got ${n}` };
       return { value: n };
     }
     case 'enum': {

@@ -87,6 +87,10 @@ export interface WinchesterMetrics {
   readonly databaseErrors: Counter<'operation'>;
   /** `winchester_kafka_errors_total{operation}`: Kafka errors met (and retried). */
   readonly kafkaErrors: Counter<'operation'>;
+  /** `winchester_rows_pruned_total{table}`: rows deleted by retention (`completed_batches`, `outbox`). */
+  readonly rowsPruned: Counter<'table'>;
+  /** `winchester_prune_errors_total{table}`: retention runs that failed (tried again next interval). */
+  readonly pruneErrors: Counter<'table'>;
 
   // Pipeline worker.
   /** `winchester_pipeline_batches_total{pipeline,kind,outcome}`. */
@@ -211,6 +215,16 @@ export function createMetrics(registry: Registry = new Registry()): WinchesterMe
       ['operation'],
     ),
     kafkaErrors: counter('winchester_kafka_errors_total', 'Kafka errors met (retried).', ['operation']),
+    rowsPruned: counter(
+      'winchester_rows_pruned_total',
+      'Rows deleted by retention, by table (completed_batches, outbox).',
+      ['table'],
+    ),
+    pruneErrors: counter(
+      'winchester_prune_errors_total',
+      'Retention runs that failed, by table (tried again at the next interval).',
+      ['table'],
+    ),
     pipelineBatches: counter('winchester_pipeline_batches_total', 'Pipeline batches handled, by outcome.', [
       'pipeline',
       'kind',

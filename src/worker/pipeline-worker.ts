@@ -301,6 +301,20 @@ export class PipelineWorker {
       return this.finish('', '', 'dead_lettered');
     }
     const read = await this.readBatch(m.value);
+    if (!read.ok && read.reason === 'missing_reference' && read.batchId !== undefined) {
+      // Retention deletes a completed batch's outbox row before its completion mark
+      // (retention.published_outbox ≤ completed_batches): a redelivery of it is a duplicate, not an error.
+      const batchId = read.batchId;
+      if (await this.db(() => o.store.isCompleted(batchId), 'is_completed')) {
+        o.log('info', 'batch already completed (its outbox row was pruned): skipped', {
+          batch_id: batchId,
+          topic,
+          partition,
+          offset: m.offset,
+        });
+        return this.finish('', '', 'skipped_duplicate');
+      }
+    }
     if (!read.ok) {
       await dead(
         read.reason,

@@ -3,7 +3,12 @@ import { describe, test } from 'node:test';
 import { DatabaseUnavailableError } from '../../../src/db/databases.js';
 import type { CompletionResult, StoredStreamState } from '../../../src/db/pipeline-store.js';
 import type { StreamState } from '../../../src/engine/effects.js';
-import { type BatchRecord, decodeStreamRecord, encodeBatch } from '../../../src/kafka/records.js';
+import {
+  type BatchRecord,
+  decodeStreamRecord,
+  encodeBatch,
+  encodeBatchReference,
+} from '../../../src/kafka/records.js';
 import type { Consumer } from '../../../src/kafka/types.js';
 import type { Event } from '../../../src/model/event.js';
 import type { PipelineDefinition } from '../../../src/pipeline/definitions.js';
@@ -303,6 +308,30 @@ describe('PipelineWorker (in-memory ports)', () => {
     assert.deepEqual(
       r.journal.filter((j) => j.startsWith('resolve')),
       ['resolve 0', 'resolve 1', 'resolve 2'],
+    );
+  });
+
+  test('a reference whose outbox row is gone: skipped when the batch is complete (pruned), else dead-lettered', async () => {
+    const r = rig((_, events) => events);
+    r.completed.add('s1:fire');
+    const ref = (batchId: string) =>
+      encodeBatchReference({
+        batchId,
+        streamId: batchId.split(':')[0] as string,
+        kind: 'fire',
+        bytes: 2_000_000,
+      });
+    await r.worker.handleBatch(payload(r, [ref('s1:fire'), ref('s2:fire')]));
+    assert.deepEqual(
+      r.sent.map((m) => [m.topic, m.headers?.['winchester-reason'], m.headers?.['winchester-offset']]),
+      [['dead-letter', 'missing_reference', '1']],
+    );
+    assert.equal(r.worker.counts.skippedDuplicate, 1);
+    assert.equal(r.worker.counts.deadLettered, 1);
+    assert.ok(!r.journal.some((j) => j.startsWith('handle')), 'nothing ran');
+    assert.deepEqual(
+      r.journal.filter((j) => j.startsWith('resolve')),
+      ['resolve 0', 'resolve 1'],
     );
   });
 });
