@@ -11,7 +11,7 @@ import { generateNotifications } from '../../../src/notigen/index.js';
 import { nowInstant } from '../../../src/timex/instant.js';
 import { producerSendPort, Router, RouterWorker } from '../../../src/worker/router.js';
 import { OutboxPublisher, type TaskStore } from '../../../src/worker/stream-task.js';
-import { StreamsWorker } from '../../../src/worker/streams-worker.js';
+import { StreamsWorker, type StreamsWorkerOptions } from '../../../src/worker/streams-worker.js';
 import { asReplayLine, replayBatches } from '../../helpers/batches.js';
 import { INTEGRATION_TIMEOUT_MS, type TestScope, uniqueName } from '../../helpers/integration.js';
 import { Inbox, startConsumer, testKafka } from '../../helpers/kafka.js';
@@ -93,7 +93,13 @@ async function route(r: Rig): Promise<RouterWorker> {
   return router;
 }
 
-function streams(r: Rig, groupId: string, store: TaskStore = r.store, checkpointRecords = 25) {
+function streams(
+  r: Rig,
+  groupId: string,
+  store: TaskStore = r.store,
+  checkpointRecords = 25,
+  more: Pick<StreamsWorkerOptions, 'partitionsConcurrently' | 'log'> = {},
+) {
   const publisher = new OutboxPublisher(r.store, async (rows) => {
     await r.producer.send({
       topic: r.topics.batches,
@@ -115,6 +121,7 @@ function streams(r: Rig, groupId: string, store: TaskStore = r.store, checkpoint
       checkpointRecords,
       checkpointMs: 200,
     }),
+    ...more,
   });
   return { worker, consumer, publisher };
 }
@@ -205,5 +212,107 @@ test('a streams worker that crashes mid-way is taken over from its checkpoints: 
     'the new owner re-claimed (epoch bumped)',
   );
   await second.worker.stop();
+  await router.stop();
+});
+
+test('stop with checkpoints in flight waits for them and checkpoints once more, with no offset-commit warning; a restart loses and doubles nothing', {
+  timeout: INTEGRATION_TIMEOUT_MS,
+}, async (t) => {
+  const expected = await replayLines();
+  const r = await rig(t, 'stop-inflight');
+  const inbox = await batchesInbox(t, r);
+  const router = await route(r);
+  const groupId = uniqueName('it-stop-inflight');
+  let inFlight = 0;
+  let inFlightAtStop = -1;
+  const slowStore: TaskStore = {
+    claimPartition: (topic, p) => r.store.claimPartition(topic, p),
+    loadStreamEvents: (id) => r.store.loadStreamEvents(id),
+    loadEventsOfStreams: (ids) => r.store.loadEventsOfStreams(ids),
+    checkpoint: async (cp) => {
+      inFlight++;
+      try {
+        await sleep(150);
+        await r.store.checkpoint(cp);
+      } finally {
+        inFlight--;
+      }
+    },
+  };
+  const logs: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
+  const first = streams(r, groupId, slowStore, 10, {
+    log: (level, msg, fields) => void logs.push({ level, msg, ...(fields === undefined ? {} : { fields }) }),
+  });
+  r.onStop(() => first.worker.stop());
+  await first.worker.start();
+  const deadline = Date.now() + 30_000;
+  while ((inbox.messages.length < 3 || inFlight === 0) && Date.now() < deadline) await sleep(5);
+  inFlightAtStop = inFlight;
+  await first.worker.stop();
+  assert.ok(inFlightAtStop > 0, 'a checkpoint was in flight when stop() was called');
+  assert.equal(inFlight, 0, 'stop() returned only once every checkpoint had finished');
+  assert.deepEqual(
+    logs.filter((l) => l.level !== 'info'),
+    [],
+    'no warning: neither "consumer#run must be called first" nor a failed final checkpoint',
+  );
+  assert.deepEqual(await r.store.unpublishedOutbox(), [], 'stop() published what its checkpoints wrote');
+
+  const second = streams(r, groupId);
+  await second.worker.start();
+  r.onStop(() => second.worker.stop());
+  const received = await inbox.waitFor(expected.length, 40_000);
+  await sleep(1000);
+  assert.deepEqual(received.map((m) => asReplayLine(m.value as string)).sort(), [...expected].sort());
+  const ids = received.map((m) => decodeBatch(m.value as string).batchId);
+  assert.equal(new Set(ids).size, ids.length, 'no batch published twice');
+  await second.worker.stop();
+  await router.stop();
+});
+
+test('partitions are handled concurrently (partitionsConcurrently): claims overlap, same batches as replay', {
+  timeout: INTEGRATION_TIMEOUT_MS,
+}, async (t) => {
+  const expected = await replayLines();
+  const r = await rig(t, 'concurrent');
+  const inbox = await batchesInbox(t, r);
+  // Routed before the streams stage starts, so the first fetch brings records of every partition.
+  const router = await route(r);
+  const admin = r.kafka.admin();
+  await admin.connect();
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const offsets = await admin.fetchTopicOffsets(r.topics.streamEvents);
+    if (offsets.every((o) => Number(o.high) > 0) || Date.now() > deadline) break;
+    await sleep(100);
+  }
+  await admin.disconnect();
+  let claiming = 0;
+  let most = 0;
+  const slowClaims: TaskStore = {
+    claimPartition: async (topic, p) => {
+      claiming++;
+      most = Math.max(most, claiming);
+      try {
+        await sleep(1000);
+        return await r.store.claimPartition(topic, p);
+      } finally {
+        claiming--;
+      }
+    },
+    loadStreamEvents: (id) => r.store.loadStreamEvents(id),
+    loadEventsOfStreams: (ids) => r.store.loadEventsOfStreams(ids),
+    checkpoint: (cp) => r.store.checkpoint(cp),
+  };
+  const { worker } = streams(r, uniqueName('it-concurrent'), slowClaims, 25, { partitionsConcurrently: 3 });
+  await worker.start();
+  r.onStop(() => worker.stop());
+  const received = await inbox.waitFor(expected.length, 40_000);
+  await sleep(1000);
+  assert.ok(most >= 2, `two or more partitions were claimed at the same time (at most ${most})`);
+  assert.deepEqual(received.map((m) => asReplayLine(m.value as string)).sort(), [...expected].sort());
+  const ids = received.map((m) => decodeBatch(m.value as string).batchId);
+  assert.equal(new Set(ids).size, ids.length, 'no batch published twice');
+  await worker.stop();
   await router.stop();
 });
