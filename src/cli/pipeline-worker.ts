@@ -11,6 +11,7 @@ import {
   logConfigWarnings,
   openWorkerPool,
   untilSignalled,
+  workerAvro,
   workerKafka,
   workerLogger,
 } from './worker-runtime.js';
@@ -44,8 +45,10 @@ Options:
                       'winchester db upgrade' has run)
   -h, --help          show this help
 
-Exit status: 0 after a graceful stop, 1 when Kafka or PostgreSQL cannot be used, 2 for bad usage or
-configuration.
+With schema_registry.url set, batches are read and new events written as Avro (docs/avro.md).
+
+Exit status: 0 after a graceful stop, 1 when Kafka, PostgreSQL or the schema registry cannot be used, 2 for
+bad usage or configuration.
 `;
 
 function parse(args: string[]): { config: string | undefined; migrate: boolean } {
@@ -69,6 +72,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     pipelines: config.pipelines,
     configFile: path,
   });
+  const avro = await workerAvro(config, log);
   const pool = await openWorkerPool(databaseUrl, { migrate: opts.migrate, log });
   try {
     const metrics = createMetrics();
@@ -82,6 +86,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       metrics,
       handlerClasses,
       onFatal: fatal.onFatal,
+      ...(avro === undefined ? {} : { codec: avro.codec }),
     });
     const settings = config.settings;
     const group = pipelineGroupId(settings.kafka.client_id);

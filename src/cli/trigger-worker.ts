@@ -12,6 +12,7 @@ import {
   logConfigWarnings,
   openWorkerPool,
   untilSignalled,
+  workerAvro,
   workerKafka,
   workerLogger,
 } from './worker-runtime.js';
@@ -46,8 +47,11 @@ Options:
                       'winchester db upgrade' has run)
   -h, --help          show this help
 
-Exit status: 0 after a graceful stop, 1 when Kafka or PostgreSQL cannot be used, 2 for bad usage or
-configuration.
+With schema_registry.url set, the stream-events and batches records are Avro in the Confluent wire
+format and Avro notifications are read beside JSON (docs/avro.md); the schemas are registered at start.
+
+Exit status: 0 after a graceful stop, 1 when Kafka, PostgreSQL or the schema registry cannot be used, 2 for
+bad usage or configuration.
 `;
 
 interface Options {
@@ -76,6 +80,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const { config, databaseUrl } = await loadWorkerConfig(path, io, 'trigger-worker');
   const log = workerLogger(config, io, 'trigger');
   logConfigWarnings(config, log);
+  const avro = await workerAvro(config, log);
   const pool = await openWorkerPool(databaseUrl, { migrate: opts.migrate, log });
   try {
     const settings = config.settings;
@@ -90,6 +95,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       metrics,
       stages: opts.stage,
       onFatal: fatal.onFatal,
+      ...avro,
     });
     const groups = triggerGroupIds(settings.kafka.client_id);
     const lagTargets = [];

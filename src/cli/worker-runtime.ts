@@ -17,6 +17,7 @@ import {
 import { createPool, type DatabasePool } from '../db/pool.js';
 import { ConfigError, WinchesterError } from '../errors.js';
 import { createKafka, type KafkaLogRecord, kafkaClientOptions } from '../kafka/kafka.js';
+import { type AvroWiring, connectAvro, redactRegistryUrl } from '../kafka/schema-registry.js';
 import type { Kafka } from '../kafka/types.js';
 import { createJsonLogger, type Logger, type LogLevel } from '../log.js';
 import type { CliIo } from './io.js';
@@ -125,6 +126,39 @@ function pickKafkaFields(fields: Record<string, unknown>): Record<string, unknow
     if (fields[key] !== undefined) out[key] = fields[key];
   }
   return out;
+}
+
+/**
+ * The Avro codec and notification decoder when `schema_registry.url` is set (docs/avro.md), else
+ * undefined: the worker then reads and writes JSON exactly as without a registry. The schemas are
+ * registered here, at start, so an unreachable registry or refused credentials stop the worker at once
+ * (exit 1) with the reason, instead of failing on the first record.
+ * @throws SchemaRegistryUnavailableError, SchemaRegistryRequestError
+ */
+export async function workerAvro(config: WinchesterConfig, log: Logger): Promise<AvroWiring | undefined> {
+  const registry = config.settings.schema_registry;
+  if (registry.url === null || registry.url === '') return undefined;
+  const topics = config.settings.kafka.topics;
+  const wiring = await connectAvro(
+    {
+      url: registry.url,
+      retries: registry.retries,
+      timeoutMs: Math.round(registry.timeout * 1000),
+      ...(registry.username === null || registry.password === null
+        ? {}
+        : { auth: { username: registry.username, password: registry.password } }),
+    },
+    { streamEventsTopic: topics.stream_events, batchesTopic: topics.batches },
+  );
+  const ids = wiring.codec.schemaIds;
+  log('info', 'schema registry: internal topics carry Avro', {
+    registry: redactRegistryUrl(registry.url),
+    subjects: {
+      [`${topics.stream_events}-value`]: ids.streamRecord,
+      [`${topics.batches}-value`]: ids.batchMessage,
+    },
+  });
+  return wiring;
 }
 
 /**

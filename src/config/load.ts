@@ -257,6 +257,15 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
     const [file, pos, name] = where('schema_registry', 'url');
     problems.error(file, pos, `${name}: expected an http:// or https:// URL`);
   }
+  const sr = settings.schema_registry;
+  if ((sr.username === null) !== (sr.password === null)) {
+    const [file, pos, name] = where('schema_registry', sr.username === null ? 'password' : 'username');
+    problems.error(file, pos, `${name}: basic auth needs both schema_registry.username and password`);
+  }
+  if (sr.timeout <= 0) {
+    const [file, pos, name] = where('schema_registry', 'timeout');
+    problems.error(file, pos, `${name}: must be more than 0 seconds`);
+  }
 
   // Pipelines. `declared` holds every pipeline name the file has, even those with errors, so a
   // broken pipeline is reported once (where it is) and not again by each trigger naming it.

@@ -198,11 +198,29 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
       reject_unauthorized: bool(true, 'Verify the brokers’ certificates.'),
     }),
   }),
-  schema_registry: section('Confluent schema registry; when set, internal topics carry Avro.', {
-    url: optStr('Registry URL, `http://localhost:8081`. Unset: internal topics carry JSON.'),
-    username: optStr('Basic-auth user name.'),
-    password: optStr('Basic-auth password.', { secret: true }),
-  }),
+  schema_registry: section(
+    'Confluent-compatible schema registry (docs/avro.md); when set, the internal topics carry Avro and ' +
+      'Avro notifications are accepted beside JSON. Every worker registers the schemas at start and exits ' +
+      '1 when the registry cannot be reached then.',
+    {
+      url: optStr(
+        'Base URL of the Confluent REST API: `http://localhost:8081`, or Apicurio’s ' +
+          '`http://host:8080/apis/ccompat/v7`. Unset: internal topics carry JSON.',
+      ),
+      username: optStr('Basic-auth user name (with `password`).'),
+      password: optStr('Basic-auth password; better from the environment or a Secret than in the file.', {
+        secret: true,
+      }),
+      timeout: seconds(10, 'Seconds one registry request may take before it counts as failed.'),
+      retries: int(
+        3,
+        'Retries of a registry request that failed with a 5xx answer before the call fails (a failure at ' +
+          'start exits; later, the batch is retried as in any outage).',
+        0,
+        20,
+      ),
+    },
+  ),
   metrics: section('Prometheus metrics and health endpoints (`/metrics`, `/healthz`, `/readyz`).', {
     port: int(9464, 'HTTP port; 0 disables the endpoint.', 0, 65535),
     host: str('0.0.0.0', 'Address to listen on.'),

@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { HandlerClass, HandlerContext, PublishPort } from '../pipeline/handler.js';
 import { checkPipelineHandlers, handlerFactory, loadHandlerClasses } from '../pipeline/registry.js';
+import type { RecordCodec } from '../serde/codec.js';
 import { PipelineWorker, pipelineMetricsOf } from './pipeline-worker.js';
 import { producerSendPort } from './router.js';
 
@@ -49,6 +50,11 @@ export interface PipelineServiceOptions {
    * process should stop and exit non-zero so that it is restarted, rather than live on consuming nothing.
    */
   readonly onFatal?: (error: unknown) => void;
+  /**
+   * Format of the batches read and the new events written: the Avro codec when a schema registry is
+   * configured (src/cli/worker-runtime.ts workerAvro); default JSON text.
+   */
+  readonly codec?: RecordCodec;
 }
 
 /** A running pipeline worker process. Create with {@link PipelineService.start}. */
@@ -152,6 +158,7 @@ export class PipelineService {
         ? {}
         : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
       ...(options.random === undefined ? {} : { random: options.random }),
+      ...(options.codec === undefined ? {} : { codec: options.codec }),
     });
     const service = new PipelineService(worker, producer, consumer, log, options.metrics, options.onFatal);
     try {
