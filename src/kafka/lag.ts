@@ -30,10 +30,12 @@ export async function fetchConsumerLag(
   topic: string,
 ): Promise<PartitionLag[]> {
   try {
-    const [ends, groupOffsets] = await Promise.all([
-      admin.fetchTopicOffsets(topic),
-      admin.fetchOffsets({ groupId, topics: [topic] }),
-    ]);
+    // One after the other, not Promise.all: when the first fails (a missing topic) the second must not be
+    // left running. Still retrying after this threw, it would reconnect after the caller disconnected the
+    // admin and leave a broker connection open (found by the lag test of router-metrics). OffsetFetch goes
+    // first: it fails at once on a missing topic, where ListOffsets retries its metadata for many seconds.
+    const groupOffsets = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const ends = await admin.fetchTopicOffsets(topic);
     const committed = new Map<number, number>();
     for (const t of groupOffsets) {
       if (t.topic !== topic) continue;
