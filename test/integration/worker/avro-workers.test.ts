@@ -33,6 +33,7 @@ import {
 import { testKafka } from '../../helpers/kafka.js';
 import { startWinchester } from '../../helpers/process.js';
 import { sampleSum, sampleValue, scrape } from '../../helpers/prometheus.js';
+import { startFakeRegistry } from '../../unit/serde/fake-registry.js';
 import { migratedDatabase } from '../db/schema.js';
 import { workerTopics } from './topics.js';
 
@@ -304,4 +305,71 @@ test('a schema registry that cannot be reached at start: both workers exit 1 say
     );
     assert.doesNotMatch(p.stderr, /registry-pw|\n\s+at /, 'no password, no stack trace');
   }
+});
+
+test('a registry outage after start holds Avro notifications back (retried, not dead-lettered) until it is over', {
+  timeout: 2 * INTEGRATION_TIMEOUT_MS,
+}, async (t) => {
+  // Needs a registry that can be taken down and brought back: the in-test one, whatever SCHEMA_REGISTRY_URL says.
+  const registry = await startFakeRegistry();
+  t.after(() => registry.close());
+  const db = await migratedDatabase(t, 'it_avro_outage');
+  const kafka = testKafka('it-avro-outage');
+  const { names: topics } = await workerTopics(t, kafka, {
+    notifications: { prefix: 'it-avro-o-in', partitions: 1 },
+    streamEvents: { prefix: 'it-avro-o-se', partitions: 1 },
+    batches: { prefix: 'it-avro-o-b', partitions: 1 },
+    deadLetter: { prefix: 'it-avro-o-dl', partitions: 1 },
+  });
+  const worker = startWinchester(t, ['trigger-worker', '-c', 'etc/winchester.yaml', '--stage', 'route'], {
+    DATABASE_URL: db.url,
+    KAFKA_BROKERS: kafkaBrokers(),
+    WINCHESTER_KAFKA_CLIENT_ID: uniqueName('it-avro-outage'),
+    WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: topics.notifications,
+    WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: topics.streamEvents,
+    WINCHESTER_KAFKA_TOPICS_BATCHES: topics.batches,
+    WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: topics.deadLetter,
+    WINCHESTER_KAFKA_PARTITIONS: '1',
+    WINCHESTER_SCHEMA_REGISTRY_URL: registry.url,
+    WINCHESTER_SCHEMA_REGISTRY_RETRIES: '0',
+    WINCHESTER_METRICS_PORT: '0',
+  });
+  await worker.waitForMsg('trigger worker running', 90_000);
+
+  const [line] = [...generateNotifications({ seed: 5, instances: 1, days: 1 })]
+    .map((n) => JSON.stringify(n))
+    .filter((l) => (JSON.parse(l) as { event_type: string }).event_type === 'compute.instance.exists');
+  assert.ok(line !== undefined);
+  const value = await new AvroNotificationWriter(registry.url, topics.notifications).encode(line);
+  assert.ok(value !== undefined);
+  registry.unavailable = true;
+  const producer = createProducer(kafka, { idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  t.after(() => producer.disconnect());
+  await producer.send({ topic: topics.notifications, messages: [{ key: 'k', value }] });
+  await worker.waitForLine(
+    (l) => typeof l.error === 'string' && /cannot use the schema registry/.test(l.error),
+    60_000,
+  );
+  assert.equal(worker.child.exitCode, null, 'the worker stays up through the outage');
+  const dead = await readTopic(t, kafka, topics.deadLetter, () => false, 3000);
+  assert.deepEqual(dead, [], 'nothing dead-lettered while the registry is down');
+
+  registry.unavailable = false;
+  const messageId = (JSON.parse(line) as { message_id: string }).message_id;
+  const { codec } = await connectAvro(
+    { url: registry.url },
+    { streamEventsTopic: topics.streamEvents, batchesTopic: topics.batches },
+  );
+  const routed = await readTopic(t, kafka, topics.streamEvents, (r) =>
+    r.some((x) => {
+      const rec = codec.decodeStreamRecord(x.value);
+      return rec.type === 'event' && rec.event.message_id === messageId;
+    }),
+  );
+  assert.ok(
+    routed.some((x) => isConfluentFramed(x.value)),
+    'routed as an Avro stream-events record once the registry is back',
+  );
+  assert.equal(await worker.terminate(), 0, worker.stderr);
 });
