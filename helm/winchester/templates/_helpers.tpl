@@ -131,6 +131,22 @@ pipelines.yaml: |-
   value: /etc/winchester-kafka-tls/ca.crt
 {{- end }}
 {{- end }}
+{{- with .Values.schemaRegistry.url }}
+- name: WINCHESTER_SCHEMA_REGISTRY_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- if .Values.schemaRegistry.basicAuth }}
+- name: WINCHESTER_SCHEMA_REGISTRY_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ .Values.secrets.keys.schemaRegistryUsername }}
+- name: WINCHESTER_SCHEMA_REGISTRY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ .Values.secrets.keys.schemaRegistryPassword }}
+{{- end }}
 - name: WINCHESTER_METRICS_PORT
   value: {{ .Values.metrics.port | quote }}
 {{- with .Values.logLevel }}
@@ -187,5 +203,8 @@ pipelines.yaml: |-
 {{- end }}
 {{- if and .Values.secrets.create (ne .Values.kafka.sasl.mechanism "none") (or (not .Values.kafka.sasl.username) (not .Values.kafka.sasl.password)) }}
 {{- fail (printf "kafka.sasl.mechanism is %s: set kafka.sasl.username and kafka.sasl.password (or secrets.existingSecret)" .Values.kafka.sasl.mechanism) }}
+{{- end }}
+{{- if and .Values.secrets.create .Values.schemaRegistry.basicAuth (or (not .Values.schemaRegistry.username) (not .Values.schemaRegistry.password)) }}
+{{- fail "schemaRegistry.basicAuth is true: set schemaRegistry.username and schemaRegistry.password (or secrets.existingSecret)" }}
 {{- end }}
 {{- end }}

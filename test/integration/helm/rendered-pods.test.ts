@@ -17,6 +17,7 @@ import { sql } from '../../../src/db/pool.js';
 import { testDatabase } from '../../helpers/db.js';
 import { kafkaBrokers, type TestScope, uniqueName } from '../../helpers/integration.js';
 import { testKafka } from '../../helpers/kafka.js';
+import { startFakeRegistry } from '../../unit/serde/fake-registry.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const chart = join(root, 'helm/winchester');
@@ -192,7 +193,11 @@ async function untilReady(p: Proc, pod: Pod, timeoutMs: number): Promise<void> {
  * A fresh database, unique topics and consumer groups, and the chart rendered for them with the metrics
  * port `port`; then the rendered migration Job runs, as Helm's pre-install hook would before the workers.
  */
-async function installed(t: TestScope, dir: string): Promise<{ docs: Manifest[]; port: number }> {
+async function installed(
+  t: TestScope,
+  dir: string,
+  values: Record<string, unknown> = {},
+): Promise<{ docs: Manifest[]; port: number }> {
   const helm = helmBinary();
   const db = await testDatabase(t, 'helm_pods');
   const clientId = uniqueName('it-helm');
@@ -218,6 +223,7 @@ async function installed(t: TestScope, dir: string): Promise<{ docs: Manifest[];
       { name: 'WINCHESTER_KAFKA_PARTITIONS', value: '2' },
       ...Object.entries(topics).map(([name, value]) => ({ name, value })),
     ],
+    ...values,
   });
 
   // The migration Job, with its hook Secret and ConfigMap.
@@ -265,3 +271,23 @@ for (const component of ['trigger-worker', 'pipeline-worker']) {
     );
   });
 }
+
+test('with schemaRegistry (basic auth from the Secret) the rendered trigger-worker pod registers its schemas and becomes ready', {
+  timeout: 240_000,
+}, async (t) => {
+  // The stand-in registry, because it can insist on the credentials: the pod only gets in with the
+  // Secret's username and password reaching it as WINCHESTER_SCHEMA_REGISTRY_USERNAME / _PASSWORD.
+  const registry = await startFakeRegistry({ auth: { username: 'chart-user', password: 'chart-pw' } });
+  t.after(() => registry.close());
+  const dir = tempDir(t);
+  const { docs } = await installed(t, dir, {
+    schemaRegistry: { url: registry.url, basicAuth: true, username: 'chart-user', password: 'chart-pw' },
+  });
+  const name = 'it-winchester-trigger-worker';
+  const pod = podOf(docs, find(docs, 'Deployment', name), join(dir, name));
+  const p = run(t, pod);
+  await untilReady(p, pod, 90_000);
+  assert.match(p.stdout, /"msg":"schema registry: internal topics carry Avro"/);
+  assert.ok(registry.requests.some((r) => /^POST \/subjects\/.*stream-events-value\/versions$/.test(r)));
+  assert.equal(await p.terminate(pod.grace * 1000), 0, p.tail());
+});

@@ -187,6 +187,12 @@ describe('helm chart', () => {
         assert.equal(env.get('WINCHESTER_KAFKA_BROKERS')?.value, 'kafka:9092');
         assert.equal(env.get('WINCHESTER_METRICS_PORT')?.value, '9464');
         assert.equal(env.has('WINCHESTER_KAFKA_SASL_PASSWORD'), false, 'no SASL without a mechanism');
+        assert.equal(
+          env.has('WINCHESTER_SCHEMA_REGISTRY_URL'),
+          false,
+          'no registry: JSON, as winchester.yaml says',
+        );
+        assert.equal(env.has('WINCHESTER_SCHEMA_REGISTRY_PASSWORD'), false);
         assert.match(d.spec.template.metadata.annotations['checksum/config'], /^[a-f0-9]{64}$/);
       }
     });
@@ -334,6 +340,13 @@ describe('helm chart', () => {
         secretKeyRef: { name: 'winchester-all', key: 'sasl-password' },
       });
       assert.equal(env.get('WINCHESTER_KAFKA_SSL_CA_FILE')?.value, '/etc/winchester-kafka-tls/ca.crt');
+      assert.equal(
+        env.get('WINCHESTER_SCHEMA_REGISTRY_URL')?.value,
+        'http://apicurio.registry:8080/apis/ccompat/v7',
+      );
+      assert.deepEqual(env.get('WINCHESTER_SCHEMA_REGISTRY_PASSWORD')?.valueFrom, {
+        secretKeyRef: { name: 'winchester-all', key: 'registry-password' },
+      });
       assert.equal(env.get('WINCHESTER_KAFKA_CLIENT_ID')?.value, 'winchester-prod');
       assert.equal(env.get('WINCHESTER_LOG_LEVEL')?.value, 'debug');
       assert.equal(env.get('WINCHESTER_TRIGGER_WORKER_CHECKPOINT_RECORDS')?.value, '2000');
@@ -351,7 +364,14 @@ describe('helm chart', () => {
         },
       );
       const secret = find(docs, 'Secret', 'winchester-all');
-      assert.deepEqual(Object.keys(secret.stringData).sort(), ['db-url', 'sasl-password', 'sasl-user']);
+      assert.deepEqual(Object.keys(secret.stringData).sort(), [
+        'db-url',
+        'registry-password',
+        'registry-user',
+        'sasl-password',
+        'sasl-user',
+      ]);
+      assert.equal(secret.stringData['registry-password'], 'registry-secret');
       assert.equal(find(docs, 'PodDisruptionBudget', 'winchester-all-trigger-worker').spec.minAvailable, 1);
       assert.equal(
         find(docs, 'PodDisruptionBudget', 'winchester-all-pipeline-worker').spec.maxUnavailable,
@@ -472,6 +492,11 @@ describe('helm chart', () => {
         /'\/kafka\/brokers\/0': '[^']*' does not match pattern/,
       ],
       [
+        'a registry URL without a scheme',
+        'schemaRegistry:\n  url: registry:8081\n',
+        /'\/schemaRegistry\/url': '[^']*' does not match pattern/,
+      ],
+      [
         'a database URL that is not postgres',
         'database:\n  url: mysql://x@y/z\n',
         /'\/database\/url': '[^']*' does not match pattern/,
@@ -512,6 +537,11 @@ describe('helm chart', () => {
         'SASL without credentials',
         ['--set', 'kafka.sasl.mechanism=plain'],
         /kafka\.sasl\.mechanism is plain: set kafka\.sasl\.username and kafka\.sasl\.password/,
+      ],
+      [
+        'registry basic auth without credentials',
+        ['--set', 'schemaRegistry.basicAuth=true', '--set', 'schemaRegistry.username=w'],
+        /schemaRegistry\.basicAuth is true: set schemaRegistry\.username and schemaRegistry\.password/,
       ],
       [
         'no Secret at all',
