@@ -122,3 +122,44 @@ test('inconsistent input is a programming error, reported', () => {
   ]);
   assert.throws(() => orphan.build(at, engine), /p0-9 closed before any checkpoint/);
 });
+
+test('a sealed checkpoint is kept apart from the effects after it; the next is built from its versions', () => {
+  const engine = newEngine();
+  const collector = new CheckpointCollector();
+  engine.add(ev('x', T0, { instance_id: 'a' }, 'm1'));
+  collector.add(engine.takeEffects());
+  const inFlight = collector.build(at, engine);
+  collector.seal();
+  assert.equal(collector.inFlight, true);
+  assert.throws(() => collector.seal(), /already in flight/);
+  // While it is written: a is extended then fired, b opens.
+  engine.add(ev('x', T0 + MINUTE, { instance_id: 'a' }, 'm2'));
+  engine.add(ev('fire.me', T0 + 2 * MINUTE, { instance_id: 'a' }, 'm3'));
+  engine.add(ev('x', T0 + 3 * MINUTE, { instance_id: 'b' }, 'm4'));
+  collector.add(engine.takeEffects());
+  assert.deepEqual(
+    inFlight.events.map((e) => e.event.message_id),
+    ['m1'],
+    'the in-flight checkpoint is not changed by later effects',
+  );
+  assert.equal(collector.changedStreams, 2, 'a and b changed after the seal');
+  assert.throws(() => collector.build(at, engine), /in flight/, 'not before it committed');
+  collector.committed();
+  assert.equal(collector.inFlight, false);
+  assert.equal(collector.changedStreams, 2, 'what came after the seal is still pending');
+  const next = collector.build({ ...at, offset: 14 }, engine);
+  assert.deepEqual(
+    next.streams.map((s) => [s.id, s.expectedVersion, s.state]),
+    [
+      ['p0-2', null, 'active'],
+      ['p0-1', 2, 'firing'],
+    ],
+    'a is an update from the version the sealed checkpoint wrote; b is new',
+  );
+  assert.deepEqual(
+    next.events.map((e) => e.event.message_id),
+    ['m2', 'm3', 'm4'],
+  );
+  collector.committed();
+  assert.equal(collector.changedStreams, 0);
+});

@@ -47,8 +47,9 @@ function store(failures: unknown[] = []): TaskStore & { cps: Checkpoint[] } {
   };
 }
 
-const task = (s: TaskStore, checkpointRecords = 3) =>
+const task = (s: TaskStore, checkpointRecords = 3, duplicateWindow = 0) =>
   StreamTask.claim({
+    duplicateWindow,
     store: s,
     topic: 'se',
     partition: 4,
@@ -110,5 +111,95 @@ describe('StreamTask', () => {
     const tk2 = await task(lost);
     tk2.handle(10, record(ev('x', T0, { instance_id: 'a' })));
     await assert.rejects(tk2.checkpoint(), OwnershipLostError);
+  });
+
+  test('a started checkpoint is written while the next records are handled; one in flight at a time', async () => {
+    const s = store();
+    let release = () => {};
+    const inner = s.checkpoint;
+    s.checkpoint = async (cp) => {
+      await new Promise<void>((r) => {
+        release = r;
+      });
+      await inner(cp);
+    };
+    const tk = await task(s);
+    tk.handle(10, record(ev('x', T0, { instance_id: 'a' })));
+    tk.handle(11, record(ev('x', T0 + MINUTE, { instance_id: 'a' })));
+    tk.handle(12, record(ev('x', T0 + 2 * MINUTE, { instance_id: 'b' })));
+    assert.equal(tk.checkpointDue(), true);
+    const written = tk.startCheckpoint();
+    assert.equal(tk.checkpointInFlight, true);
+    assert.equal(tk.checkpointDue(), false, 'counted from the start of the one in flight');
+    assert.throws(() => tk.startCheckpoint(), /already in flight/);
+    tk.handle(13, record(ev('fire.me', T0 + 3 * MINUTE, { instance_id: 'a' })));
+    tk.handle(14, record(ev('x', T0 + 4 * MINUTE, { instance_id: 'c' })));
+    assert.equal(tk.committedOffset, 10, 'nothing committed yet');
+    await new Promise((r) => setImmediate(r));
+    release();
+    assert.equal(await written, true);
+    assert.equal(tk.checkpointInFlight, false);
+    assert.equal(tk.committedOffset, 13);
+    assert.equal(tk.counts.checkpoints, 1);
+    const next = tk.checkpoint();
+    await new Promise((r) => setImmediate(r));
+    release();
+    assert.equal(await next, true);
+    const [first, second] = s.cps as [Checkpoint, Checkpoint];
+    assert.equal(first.offset, 13);
+    assert.deepEqual(
+      first.streams.map((x) => [x.id, x.expectedVersion]),
+      [
+        ['p4-1', null],
+        ['p4-2', null],
+      ],
+    );
+    assert.equal(first.events.length, 3);
+    assert.equal(second.offset, 15);
+    assert.equal(second.events.length, 2, 'only the records handled while the first was written');
+    assert.deepEqual(
+      second.streams.map((x) => [x.id, x.expectedVersion, x.state]),
+      [
+        ['p4-3', null, 'active'],
+        ['p4-1', 3, 'completed'],
+      ],
+      'p4-1 closes as an update from the version the first checkpoint wrote',
+    );
+    assert.equal(tk.committedOffset, 15);
+  });
+
+  test('a checkpoint that fails in flight leaves the task failed; settle() throws its error', async () => {
+    const lost = store([new OwnershipLostError('se', 4, 'epoch', 'epoch 7 is no longer current')]);
+    const tk = await task(lost);
+    tk.handle(10, record(ev('x', T0, { instance_id: 'a' })));
+    const written = tk.startCheckpoint();
+    tk.handle(11, record(ev('x', T0 + MINUTE, { instance_id: 'a' })));
+    await assert.rejects(written, OwnershipLostError);
+    assert.equal(tk.failed, true);
+    await assert.rejects(tk.settle(), OwnershipLostError);
+    await assert.rejects(tk.checkpoint(), OwnershipLostError, 'never written after a failure');
+    assert.equal(tk.committedOffset, 10);
+    assert.deepEqual(lost.cps, []);
+  });
+
+  test('recent_closed is pruned only by a checkpoint at whose time a stored row can have expired', async () => {
+    const s = store();
+    const tk = await task(s, 1000, HOUR);
+    tk.handle(10, record(ev('x', T0, { instance_id: 'a' })));
+    tk.handle(11, record(ev('fire.me', T0 + MINUTE, { instance_id: 'a' })));
+    tk.handle(12, encodeTick(T0 + 2 * MINUTE)); // fires a: its ids are remembered until about T0 + 1h
+    await tk.checkpoint();
+    tk.handle(13, encodeTick(T0 + 30 * MINUTE));
+    await tk.checkpoint();
+    tk.handle(14, encodeTick(T0 + 3 * HOUR));
+    await tk.checkpoint();
+    tk.handle(15, encodeTick(T0 + 4 * HOUR));
+    await tk.checkpoint();
+    const [closing, before, after, later] = s.cps as Checkpoint[];
+    assert.equal(closing?.recent?.length, 1, 'the closing checkpoint stores the ids');
+    assert.equal(closing?.pruneRecent, false, 'nothing stored can have expired yet');
+    assert.equal(before?.pruneRecent, false);
+    assert.equal(after?.pruneRecent, true, 'its time is past the stored row');
+    assert.equal(later?.pruneRecent, false, 'nothing is left to expire');
   });
 });
