@@ -27,6 +27,7 @@ import { eventToJson } from '../src/model/event-json.js';
 import { generateNotifications } from '../src/notigen/index.js';
 import { parseDatetime } from '../src/timex/instant.js';
 import type { DistinguishingValues, TriggerDefinition } from '../src/triggers/types.js';
+import { machine, writeResults } from './lib/harness.js';
 
 const CONFIG_FILE = new URL('../etc/winchester.yaml', import.meta.url).pathname;
 
@@ -78,20 +79,25 @@ const uuid = (rand: () => number): string => {
   ) as string;
 };
 
-/** Distilled events of a notigen run, in timestamp order (what a partition sees). */
-function buildWorkload(distiller: Distiller): Event[] {
+/**
+ * Distilled events of a notigen run, in timestamp order (what a partition sees), and the run's
+ * notifications as the JSON text a Kafka message carries (for the distiller's measure).
+ */
+function buildWorkload(distiller: Distiller): { events: Event[]; texts: string[] } {
   const events: Event[] = [];
+  const texts: string[] = [];
   for (const n of generateNotifications({
     seed: 1,
     instances: INSTANCES,
     days: DAYS,
     operationsPerDay: OPS_PER_DAY,
   })) {
+    texts.push(JSON.stringify(n));
     const r = distiller.distill(n);
     if (r.ok) events.push(r.event);
   }
   // Stable: notigen's order breaks timestamp ties.
-  return events.sort((a, b) => a.timestamp - b.timestamp);
+  return { events: events.sort((a, b) => a.timestamp - b.timestamp), texts };
 }
 
 interface Measure {
@@ -169,7 +175,7 @@ function bytesPerStream(triggers: TriggerDefinition[], streams: number, perStrea
 
 async function main(): Promise<void> {
   const { triggers, distiller } = await loadStackTach();
-  const events = buildWorkload(distiller);
+  const { events, texts } = buildWorkload(distiller);
   process.stdout.write(
     `workload: notigen ${INSTANCES} instances × ${DAYS} days (${OPS_PER_DAY} operations/instance/day) → ${events.length.toLocaleString('en-US')} distilled events; triggers: ${triggers.map((t) => t.name).join(', ')} (etc/triggers.yaml)\n`,
   );
@@ -248,6 +254,29 @@ async function main(): Promise<void> {
   ];
   if (sink === 0) throw new Error('unreachable');
 
+  // The distiller: notifications/s from JSON text to a typed event, beside JSON.parse of the same text.
+  let distilled = 0;
+  const distillResults: Measure[] = [
+    bench(
+      'baseline: JSON.parse of the notifications',
+      texts.length,
+      'the notigen JSON text, parsed only',
+      () => {
+        for (const t of texts) sink += (JSON.parse(t) as { event_type: string }).event_type.length;
+      },
+    ),
+    bench(
+      'distiller.distillJson',
+      texts.length,
+      'parse + event definitions + traits (etc/event_definitions.yaml)',
+      () => {
+        distilled = 0;
+        for (const t of texts) if (distiller.distillJson(t).ok) distilled++;
+      },
+    ),
+  ];
+  if (distilled === 0) throw new Error('unreachable: the distiller kept no notification');
+
   const base = results[0] as Measure;
   const rate = (m: Measure) => m.events / m.cpu;
   const rows = results.map((m) => [
@@ -274,6 +303,18 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nstreams per run: ${fired.toLocaleString('en-US')} fired, ${expired.toLocaleString('en-US')} expired\n`,
   );
+  const dBase = distillResults[0] as Measure;
+  process.stdout.write(
+    `\n${fmt(['measure', 'notifications', 'CPU time', 'per s (CPU)', 'vs baseline', 'per s (wall)', ''])}\n`,
+  );
+  for (const m of distillResults) {
+    process.stdout.write(
+      `${fmt([m.name, m.events.toLocaleString('en-US'), `${(m.cpu * 1000).toFixed(1)} ms`, Math.round(rate(m)).toLocaleString('en-US'), `${(rate(m) / rate(dBase)).toFixed(2)}×`, Math.round(m.events / m.wall).toLocaleString('en-US'), m.note])}\n`,
+    );
+  }
+  process.stdout.write(
+    `(${distilled.toLocaleString('en-US')} of ${texts.length.toLocaleString('en-US')} notifications distilled to an event)\n`,
+  );
 
   const one = bytesPerStream(triggers, MEMORY_STREAMS, 1);
   const five = bytesPerStream(triggers, MEMORY_STREAMS, 5);
@@ -284,6 +325,23 @@ async function main(): Promise<void> {
   const verdict = (m: Measure) =>
     `${m.name}: ${Math.round(rate(m)).toLocaleString('en-US')}/s ${rate(m) >= target ? 'meets' : 'is below'} the target of ${target.toLocaleString('en-US')} events/s per core`;
   process.stdout.write(`${verdict(results[2] as Measure)}\n${verdict(results[1] as Measure)}\n`);
+  const asJson = (m: Measure) => ({ ...m, perSecondCpu: rate(m), perSecondWall: m.events / m.wall });
+  const out = writeResults('engine', {
+    date: new Date().toISOString(),
+    machine: machine(),
+    workload: {
+      instances: INSTANCES,
+      days: DAYS,
+      operationsPerDay: OPS_PER_DAY,
+      events: n,
+      notifications: texts.length,
+    },
+    engine: results.map(asJson),
+    distiller: distillResults.map(asJson),
+    streams: { fired, expired },
+    heapPerLiveStream: { streams: MEMORY_STREAMS, oneEvent: one, fiveEvents: five },
+  });
+  process.stdout.write(`\nresults: ${out}\n`);
 }
 
 main().catch((err) => {

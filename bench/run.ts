@@ -50,6 +50,9 @@ import { createJsonLogger } from '../src/log.js';
 import { createMetrics, type WinchesterMetrics } from '../src/metrics/metrics.js';
 import { generateNotifications } from '../src/notigen/index.js';
 import { type TriggerStages, TriggerWorker, triggerGroupIds } from '../src/worker/trigger-worker.js';
+import { throughputSvg } from './lib/output.js';
+import { type ProgressSample, throughputSeries } from './lib/stats.js';
+import { runSuite } from './suite.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CONFIG_FILE = `${ROOT}etc/winchester.yaml`;
@@ -218,6 +221,8 @@ interface ConsumeResult {
   perSecond: number;
   perSecondWithStartup: number;
   cpuSeconds: number;
+  /** Records read over time (every 200 ms), for the plot. */
+  progress: ProgressSample[];
 }
 
 /** The baseline: eachBatch, JSON.parse of every value, nothing else. */
@@ -252,7 +257,15 @@ async function rawConsume(kafka: Kafka, topic: string): Promise<ConsumeResult> {
         }
       },
     });
-    await waitWithStall(done, () => count, 'raw consume');
+    const progress: ProgressSample[] = [];
+    await waitWithStall(
+      done,
+      () => {
+        progress.push({ atMs: Date.now(), done: count });
+        return count;
+      },
+      'raw consume',
+    );
     const cpu = process.cpuUsage(cpu0);
     if (keysSeen === 0) throw new Error('unreachable: no notification had an event_type');
     const total = seconds(last - t0);
@@ -263,6 +276,7 @@ async function rawConsume(kafka: Kafka, topic: string): Promise<ConsumeResult> {
       perSecond: N / steady,
       perSecondWithStartup: N / total,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      progress,
     };
   } finally {
     await consumer.disconnect().catch(() => undefined);
@@ -321,6 +335,8 @@ interface EndToEndResult {
   checkpointsPerSecond: number;
   batchPublishMeanMs: number;
   profile?: ProfileSummary;
+  /** Notifications routed and stream-event records checkpointed over time, for the plot. */
+  progress: { routed: ProgressSample[]; checkpointed: ProgressSample[] };
 }
 
 async function metricSum(metric: { get(): Promise<{ values: { value: number }[] }> }): Promise<number> {
@@ -551,12 +567,30 @@ async function endToEnd(
     // Phase 1: until the route group has committed the end of every notifications partition.
     let first: bigint | undefined;
     let routed: bigint | undefined;
+    const routedProgress: ProgressSample[] = [];
+    const checkpointedProgress: ProgressSample[] = [];
+    let lastCheckpointPoll = 0;
+    /** Stream-event records checkpointed, all partitions. */
+    const checkpointedRecords = async (): Promise<number> => {
+      const rows = await pool?.any(
+        sql.unsafe`SELECT partition, "offset" FROM partition_checkpoints WHERE topic = ${topics.streamEvents}`,
+      );
+      let sum = 0;
+      for (const r of (rows ?? []) as readonly { offset: string | number | null }[])
+        sum += Number(r.offset ?? 0);
+      return sum;
+    };
     let received = 0;
     let lastChange = Date.now();
     let lastReceived = -1;
     while (routed === undefined) {
       await sleep(first === undefined ? 20 : 100);
       received = await routeProgress();
+      routedProgress.push({ atMs: Date.now(), done: received });
+      if (Date.now() - lastCheckpointPoll >= 500) {
+        lastCheckpointPoll = Date.now();
+        checkpointedProgress.push({ atMs: lastCheckpointPoll, done: await checkpointedRecords() });
+      }
       if (first === undefined && received > 0) first = process.hrtime.bigint();
       if (received !== lastReceived) {
         lastReceived = received;
@@ -586,6 +620,9 @@ async function endToEnd(
       for (const r of rows as readonly { partition: number; offset: string | number | null }[]) {
         at.set(r.partition, r.offset === null ? 0n : BigInt(r.offset));
       }
+      let checkpointedSum = 0n;
+      for (const o of at.values()) checkpointedSum += o;
+      checkpointedProgress.push({ atMs: Date.now(), done: Number(checkpointedSum) });
       let behind = 0n;
       for (const [p, end] of target) {
         const o = at.get(p) ?? 0n;
@@ -652,6 +689,7 @@ async function endToEnd(
       checkpointMeanMs: c.checkpoints === 0 ? 0 : (c.checkpointSeconds / c.checkpoints) * 1000,
       checkpointsPerSecond: c.checkpoints / steady,
       batchPublishMeanMs: c.publishes === 0 ? 0 : (c.publishSeconds / c.publishes) * 1000,
+      progress: { routed: routedProgress, checkpointed: checkpointedProgress },
     };
     if (summary !== undefined) result.profile = summary;
     return result;
@@ -829,6 +867,11 @@ function printProfile(p: ProfileSummary): void {
 }
 
 async function main(): Promise<void> {
+  if (flag('all') || process.argv.includes('--only')) {
+    // The suite: every benchmark (or the ones named), each in its own process; see bench/suite.ts.
+    await runSuite(process.argv.slice(2));
+    return;
+  }
   const stageAt = process.argv.indexOf('--stage-process');
   if (stageAt >= 0) {
     const stage = process.argv[stageAt + 1];
@@ -984,6 +1027,26 @@ async function main(): Promise<void> {
         2,
       )}\n`,
     );
+    // Throughput over time, 2 s windows, beside the JSON (a self-contained SVG; open it in a browser).
+    const series = (samples: ProgressSample[]) =>
+      throughputSeries(samples, 2000).map((p) => ({ t: p.startMs / 1000, v: p.perSecond }));
+    const svg = out.replace(/\.json$/, '.svg');
+    writeFileSync(
+      svg,
+      throughputSvg(
+        `${fmtInt(N)} notifications, ${PARTITIONS} partitions (${new Date().toISOString().slice(0, 16)}Z)`,
+        [
+          { label: 'raw consume + JSON.parse', color: '#999999', points: series(raw.progress) },
+          { label: 'route: notifications received', color: '#1f77b4', points: series(e2e.progress.routed) },
+          {
+            label: 'streams: records checkpointed',
+            color: '#d62728',
+            points: series(e2e.progress.checkpointed),
+          },
+        ],
+      ),
+    );
+    say(`plot: ${svg.replace(ROOT, '')}`);
     say(`\nresults: ${out.replace(ROOT, '')}`);
   } finally {
     await admin.deleteTopics({ topics: [notifications], timeout: 10000 }).catch(() => undefined);
