@@ -14,6 +14,7 @@ import {
   workerAvro,
   workerKafka,
   workerLogger,
+  workerStartError,
 } from './worker-runtime.js';
 
 const usage = `Usage: winchester pipeline-worker [-c FILE] [--migrate]
@@ -87,6 +88,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
       handlerClasses,
       onFatal: fatal.onFatal,
       ...(avro === undefined ? {} : { codec: avro.codec }),
+    }).catch((error: unknown) => {
+      throw workerStartError(error, 'pipeline-worker');
     });
     const settings = config.settings;
     const group = pipelineGroupId(settings.kafka.client_id);

@@ -15,6 +15,7 @@ import {
   workerAvro,
   workerKafka,
   workerLogger,
+  workerStartError,
 } from './worker-runtime.js';
 
 const usage = `Usage: winchester trigger-worker [-c FILE] [--stage all|route|streams] [--migrate]
@@ -96,6 +97,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
       stages: opts.stage,
       onFatal: fatal.onFatal,
       ...avro,
+    }).catch((error: unknown) => {
+      throw workerStartError(error, 'trigger-worker');
     });
     const groups = triggerGroupIds(settings.kafka.client_id);
     const lagTargets = [];

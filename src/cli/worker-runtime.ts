@@ -16,6 +16,7 @@ import {
 } from '../db/migrate.js';
 import { createPool, type DatabasePool } from '../db/pool.js';
 import { ConfigError, WinchesterError } from '../errors.js';
+import { classifyKafkaError } from '../kafka/errors.js';
 import { createKafka, type KafkaLogRecord, kafkaClientOptions } from '../kafka/kafka.js';
 import { type AvroWiring, connectAvro, redactRegistryUrl } from '../kafka/schema-registry.js';
 import type { Kafka } from '../kafka/types.js';
@@ -91,6 +92,27 @@ export function workerLogger(config: WinchesterConfig, io: CliIo, worker: string
     write: (line) => io.stdout.write(line),
     base: { worker },
   });
+}
+
+/**
+ * What a worker's start throws, with kafkajs' own errors (connecting, creating topics, joining a group)
+ * turned into the typed Kafka errors, so that a broker that is down or restarting when the worker starts
+ * ends the command with exit 1 and one line naming Kafka, as documented, instead of an "internal error"
+ * (exit 70). Errors that are not kafkajs' pass unchanged.
+ */
+export function workerStartError(error: unknown, command: string): unknown {
+  if (error instanceof WinchesterError || !fromKafkaClient(error)) return error;
+  return classifyKafkaError(error, `${command} could not start: Kafka`);
+}
+
+/** Whether kafkajs threw it (its error classes are all named KafkaJS…, causes included). */
+function fromKafkaClient(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 10; depth++) {
+    if (current.name.startsWith('KafkaJS')) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** A Kafka client from the kafka settings whose own warnings and errors go to `log`. */
