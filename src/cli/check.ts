@@ -1,15 +1,20 @@
-import { loadConfig } from '../config/load.js';
 import { ConfigError, formatProblem, UsageError } from '../errors.js';
+import { type CheckedConfiguration, checkConfiguration } from './check-config.js';
 import { type CliIo, type Command, parseCommandArgs, write } from './io.js';
 
 const usage = `Usage: winchester check [-c FILE] [--strict] [--quiet]
 
 Validates winchester.yaml and every file it references (triggers.yaml, pipelines.yaml,
 event_definitions.yaml, handler and plugin modules), with the environment overrides applied.
+Every pipeline step is constructed once, as the pipeline worker does at start, so params a
+handler refuses are reported here, at the line of the step or param.
 
 Prints "ok: N triggers, N pipelines, N event definitions" and exits 0, or lists every problem
-as "file:line:column: message" on stderr and exits 2. Warnings (unknown keys, settings that
-have no effect) go to stderr as "file:line:column: warning: message" and do not fail the check.
+as "file:line:column: message" on stderr and exits 2. Check is stricter than a worker's start:
+a key nothing reads in winchester.yaml, triggers.yaml or pipelines.yaml is a problem here (the
+workers only warn, since the reference ignores such keys). Warnings (settings that have no
+effect, unknown handler params, unknown keys in event definitions) go to stderr as
+"file:line:column: warning: message" and do not fail the check.
 
 Options:
   -c, --config FILE  the configuration file (default: $WINCHESTER_CONFIG, else ./winchester.yaml)
@@ -39,9 +44,9 @@ export const checkCommand: Command = {
   async run(args: string[], io: CliIo): Promise<number> {
     const opts = parse(args);
     const path = opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml';
-    let config: Awaited<ReturnType<typeof loadConfig>>;
+    let checked: CheckedConfiguration;
     try {
-      config = await loadConfig(path, { env: io.env, cwd: io.cwd });
+      checked = await checkConfiguration(path, { env: io.env, cwd: io.cwd });
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       const lines = err.problems.map(formatProblem);
@@ -51,7 +56,8 @@ export const checkCommand: Command = {
       );
       return 2;
     }
-    const warnings = config.warnings.map((w) => formatProblem({ ...w, message: `warning: ${w.message}` }));
+    const { config } = checked;
+    const warnings = checked.warnings.map((w) => formatProblem({ ...w, message: `warning: ${w.message}` }));
     if (warnings.length > 0 && !opts.quiet) await write(io.stderr, `${warnings.join('\n')}\n`);
     if (opts.strict && warnings.length > 0) {
       await write(io.stderr, `winchester: ${plural(warnings.length, 'warning')} (--strict)\n`);

@@ -49,6 +49,11 @@ export interface LoadConfigOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Directory file names in problems are shown relative to (default: process.cwd()). */
   readonly cwd?: string;
+  /**
+   * What a key nothing reads (and no near miss of a known one) is: `warn` (default; the reference ignores
+   * such keys) or `error` (`winchester check`).
+   */
+  readonly unknownKeys?: 'warn' | 'error';
 }
 
 /** The absolute paths of the files winchester.yaml referenced (null when not configured). */
@@ -96,7 +101,7 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
     const rel = relative(cwd, abs);
     return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : abs;
   };
-  const problems = new Problems();
+  const problems = new Problems({ unknownKeys: options.unknownKeys ?? 'warn' });
   const mainName = show(configFile);
 
   const text = await readText(configFile);

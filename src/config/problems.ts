@@ -15,12 +15,28 @@ export class Problems {
   readonly errors: ConfigProblem[] = [];
   readonly warnings: ConfigProblem[] = [];
 
+  /**
+   * @param unknownKeys what a key that is not a typo of a known one is: `warn` (the default, as the workers
+   * load a file: the reference ignores such keys, so a file it runs must start here too) or `error`
+   * (`winchester check`: a key nothing reads is a mistake until proven otherwise).
+   */
+  constructor(private readonly options: { readonly unknownKeys?: 'warn' | 'error' } = {}) {}
+
   error(file: string, pos: Pos | undefined, message: string): void {
     this.errors.push(problem(file, pos, message));
   }
 
   warn(file: string, pos: Pos | undefined, message: string): void {
     this.warnings.push(problem(file, pos, message));
+  }
+
+  /**
+   * A key nothing reads and that is no near miss of a known one (`what`: "trigger 't': unknown key 'x'"):
+   * an error as it is, or a warning that it is ignored, per the options.
+   */
+  unknownKey(file: string, pos: Pos | undefined, what: string): void {
+    if (this.options.unknownKeys === 'error') this.error(file, pos, what);
+    else this.warn(file, pos, `${what} is ignored`);
   }
 
   get ok(): boolean {

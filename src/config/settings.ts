@@ -91,7 +91,7 @@ function readSection(
       if (near !== undefined) {
         ctx.problems.error(ctx.file, e.keyPos, `unknown setting '${e.key}'${where}; did you mean '${near}'?`);
       } else {
-        ctx.problems.warn(ctx.file, e.keyPos, `unknown setting '${e.key}'${where} is ignored`);
+        ctx.problems.unknownKey(ctx.file, e.keyPos, `unknown setting '${e.key}'${where}`);
       }
     }
   }

@@ -9,7 +9,18 @@ import { compileEventTypes, type EventTypeMatcher, globError } from '../glob.js'
 import type { Logger } from '../log.js';
 
 /** A handler's params are unusable (wrong type, missing required value, value out of range). */
-export class HandlerParamsError extends WinchesterError {}
+export class HandlerParamsError extends WinchesterError {
+  /**
+   * @param param the param at fault, when there is one (`winchester check` points at its line); absent
+   * for problems of several params together.
+   */
+  constructor(
+    message: string,
+    readonly param?: string,
+  ) {
+    super(message);
+  }
+}
 
 type Params = Readonly<Record<string, unknown>>;
 
@@ -49,7 +60,7 @@ export class ParamReader {
   }
 
   private fail(name: string, problem: string): never {
-    throw new HandlerParamsError(`${this.handler}: param '${name}' ${problem}`);
+    throw new HandlerParamsError(`${this.handler}: param '${name}' ${problem}`, name);
   }
 
   /** True when the param is present and not null. */

@@ -75,6 +75,7 @@ import type { Logger } from '../log.js';
 import { type Event, fieldOf, int, type TraitValue, text } from '../model/event.js';
 import type { Handler, HandlerContext, HandlerEnv } from '../pipeline/handler.js';
 import { formatInstant, type Instant, US_PER_DAY } from '../timex/instant.js';
+import { ParamReader, warnOncePerStep } from './param-checks.js';
 import {
   IncomparableError,
   pyCompare,
@@ -157,6 +158,9 @@ function streamIdTrait(id: string): TraitValue {
   return text(id);
 }
 
+/** The usage handler reads no params. */
+const NO_PARAMS: ReadonlySet<string> = new Set();
+
 /** Day number of an instant (Python's `datetime.date()` as a count). */
 const dayOf = (t: Instant): number => Math.floor(t / US_PER_DAY);
 
@@ -167,8 +171,12 @@ const dayOf = (t: Instant): number => Math.floor(t / US_PER_DAY);
 export class UsageHandler implements Handler {
   private readonly log: Logger;
 
-  constructor(_params: Readonly<Record<string, unknown>>, context: HandlerContext) {
+  constructor(params: Readonly<Record<string, unknown>>, context: HandlerContext) {
     this.log = context.log;
+    // As every built-in: the reference ignored unknown keywords; say so once per pipeline step.
+    const unknown = new ParamReader('usage', params).unknown(NO_PARAMS);
+    if (unknown.length > 0)
+      warnOncePerStep(context.log, params, 'unknown', 'usage: ignoring unknown params', { params: unknown });
   }
 
   /** The fields compared with the last rebuild/resize/rescue; override to audit other traits. */

@@ -211,7 +211,7 @@ function compileStep(
       if (e.key === 'name' || e.key === 'params') continue;
       const near = closest(e.key, ['name', 'params']);
       if (near) problems.error(file, e.keyPos, `${where}: unknown key '${e.key}'; did you mean '${near}'?`);
-      else problems.warn(file, e.keyPos, `${where}: unknown key '${e.key}' in a handler entry is ignored`);
+      else problems.unknownKey(file, e.keyPos, `${where}: unknown key '${e.key}' in a handler entry`);
     }
     const p = item.get('params')?.value;
     if (p !== undefined && !(p.kind === 'scalar' && p.value === null)) {

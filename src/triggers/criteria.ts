@@ -282,7 +282,7 @@ export function checkKeys(node: YMap, known: readonly string[], ctx: CompileCont
     const near = closest(e.key, known);
     if (near !== undefined)
       ctx.problems.error(ctx.file, e.keyPos, `${where}: unknown key '${e.key}'; did you mean '${near}'?`);
-    else ctx.problems.warn(ctx.file, e.keyPos, `${where}: unknown key '${e.key}' is ignored`);
+    else ctx.problems.unknownKey(ctx.file, e.keyPos, `${where}: unknown key '${e.key}'`);
   }
 }
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { loadConfig } from '../../../src/config/load.js';
+import { checkConfiguration } from '../../../src/cli/check-config.js';
 import { ConfigError, type ConfigProblem } from '../../../src/errors.js';
 
 const corpus = new URL('../../fixtures/bad-config/', import.meta.url).pathname;
@@ -36,7 +36,7 @@ function expectations(dir: string): Expected[] {
 
 async function problemsOf(dir: string): Promise<ConfigProblem[]> {
   try {
-    await loadConfig('winchester.yaml', { cwd: dir, env: {} });
+    await checkConfiguration('winchester.yaml', { cwd: dir, env: {} });
   } catch (err) {
     if (err instanceof ConfigError) return [...err.problems];
     throw err;

@@ -17,7 +17,12 @@ function dirWith(files: Record<string, string>): string {
 describe('winchester check', () => {
   test('the example configuration passes', async () => {
     const r = await runCli(['check', '-c', 'etc/winchester.yaml'], { cwd: root });
-    assert.equal(r.stderr, '');
+    // The reference's notabene params name a RabbitMQ server; here they are read and ignored (each step is
+    // constructed by check, as by the pipeline worker at start, which says so once).
+    assert.deepEqual(r.stderrLines(), [
+      "etc/pipelines.yaml:5:7: warning: pipeline 'test_fire_pipeline', handler 3 'notabene': notabene: RabbitMQ connection params are ignored; messages go to the Kafka topic",
+      "etc/pipelines.yaml:22:7: warning: pipeline 'test_expire_pipeline', handler 3 'notabene': notabene: RabbitMQ connection params are ignored; messages go to the Kafka topic",
+    ]);
     assert.equal(r.stdout, 'ok: 1 triggers, 2 pipelines, 6 event definitions\n');
     assert.equal(r.code, 0);
   });
@@ -90,15 +95,52 @@ describe('winchester check', () => {
   });
 
   test('warnings go to stderr and pass, unless --strict; --quiet hides them', async () => {
-    const dir = dirWith({ 'winchester.yaml': 'site_notes: x\n' });
+    const dir = dirWith({ 'winchester.yaml': 'logging_config: logging.conf\n' });
     const r = await runCli(['check', '-c', 'winchester.yaml'], { cwd: dir });
     assert.equal(r.code, 0);
-    assert.equal(r.stderr, "winchester.yaml:1:1: warning: unknown setting 'site_notes' is ignored\n");
+    assert.equal(
+      r.stderr,
+      'winchester.yaml:1:17: warning: logging_config (a Python logging file) is not used: set log_level instead\n',
+    );
     assert.equal(r.stdout, 'ok: 0 triggers, 0 pipelines, 0 event definitions\n');
     const strict = await runCli(['check', '-c', 'winchester.yaml', '--strict'], { cwd: dir });
     assert.equal(strict.code, 2);
     const quiet = await runCli(['check', '-c', 'winchester.yaml', '-q'], { cwd: dir });
     assert.equal(quiet.stderr, '');
     assert.equal(quiet.code, 0);
+  });
+
+  test('a key nothing reads is a problem for check (a worker only warns), with its file and line', async () => {
+    const dir = dirWith({
+      'winchester.yaml': 'site_notes: x\ntrigger_definitions: triggers.yaml\n',
+      'triggers.yaml':
+        '- name: t\n  colour: red\n  expiration: $last + 1h\n  fire_pipeline: p\n' +
+        '  match_criteria: [{event_type: a.*, shade: x}]\n  fire_criteria: [{event_type: a.end}]\n',
+    });
+    const r = await runCli(['check', '-c', 'winchester.yaml'], { cwd: dir });
+    assert.equal(r.code, 2);
+    assert.deepEqual(r.stderrLines(), [
+      "winchester.yaml:1:1: unknown setting 'site_notes'",
+      "triggers.yaml:2:3: trigger 't': unknown key 'colour'",
+      "triggers.yaml:4:18: trigger 't': fire_pipeline 'p' is not defined (winchester.yaml sets no pipeline_config)",
+      "triggers.yaml:5:38: trigger 't': match_criteria[0]: unknown key 'shade'",
+      'winchester: invalid configuration: 4 problems',
+    ]);
+  });
+
+  test('every pipeline step is constructed: what its handler says about its params is a warning at that line', async () => {
+    const dir = dirWith({
+      'winchester.yaml': 'pipeline_config: pipelines.yaml\n',
+      'pipelines.yaml':
+        'p:\n  - name: usage\n    params:\n      bogus: 1\n  - name: logger\n    params: {level: debug, colour: red}\n',
+    });
+    const r = await runCli(['check', '-c', 'winchester.yaml'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stderrLines(), [
+      "pipelines.yaml:4:7: warning: pipeline 'p', handler 1 'usage': usage: ignoring unknown params (bogus)",
+      "pipelines.yaml:6:28: warning: pipeline 'p', handler 2 'logger': logger: ignoring unknown params (colour)",
+    ]);
+    const strict = await runCli(['check', '-c', 'winchester.yaml', '--strict'], { cwd: dir });
+    assert.equal(strict.code, 2);
   });
 });
