@@ -79,42 +79,60 @@ async function activeStreams(w: WorkerProcess): Promise<number> {
 }
 
 /**
- * Waits until the live streams workers together hold every partition (their last joins), and every
- * partition's checkpoint has passed the stream-events high watermark read once that holds (so each
- * owner has restored and handled new records).
+ * Waits until the live streams workers together hold every partition (their last joins) and all `streams`
+ * active streams (their winchester_streams_active), every partition's checkpoint has passed the
+ * stream-events high watermark read once that holds (so each owner has restored and handled new records),
+ * and no live worker has seen a rebalance or a join for 5 s (a group that is still churning would blur the
+ * next measurement).
  */
 async function settle(
   run: BenchRun,
   live: WorkerProcess[],
   partitions: number,
+  streams: number,
   timeoutMs: number,
 ): Promise<void> {
   const group = `${run.clientId}.streams`;
   const t0 = Date.now();
+  const check = (ok: boolean, what: string) => {
+    if (!ok && Date.now() - t0 > timeoutMs)
+      throw new BenchError(`the streams group did not settle within ${timeoutMs / 1000} s (${what})`);
+    return ok;
+  };
   for (;;) {
+    await sleep(500);
     const held = live.flatMap((w) => w.partitions(group));
     if (
-      held.length === partitions &&
-      new Set(held).size === partitions &&
-      live.every((w) => w.partitions(group).length > 0)
+      !check(
+        held.length === partitions &&
+          new Set(held).size === partitions &&
+          live.every((w) => w.partitions(group).length > 0),
+        `held: ${held.join(',')}`,
+      )
     )
-      break;
-    if (Date.now() - t0 > timeoutMs)
-      throw new BenchError(
-        `the streams group did not settle within ${timeoutMs / 1000} s (held: ${held.join(',')})`,
-      );
-    await sleep(200);
-  }
-  const target = await highWatermarks(run.admin, run.topics.streamEvents);
-  for (;;) {
+      continue;
+    const lastEvent = Math.max(
+      ...live.flatMap((w) =>
+        w.events
+          .filter((e) => (e.type === 'join' || e.type === 'rebalancing') && e.group === group)
+          .map((e) => e.at),
+      ),
+    );
+    if (!check(Date.now() - lastEvent >= 5000, 'rebalancing')) continue;
+    let active = 0;
+    for (const w of live) active += await activeStreams(w);
+    if (!check(active === streams, `${active} of ${streams} streams active`)) continue;
+    const target = await highWatermarks(run.admin, run.topics.streamEvents);
     const at = await checkpointOffsets(run.pool, run.topics.streamEvents);
-    if ([...target].every(([p, end]) => (at.get(p) ?? 0n) >= end)) break;
-    if (Date.now() - t0 > timeoutMs)
-      throw new BenchError(`partitions were not all checkpointed within ${timeoutMs / 1000} s`);
-    await sleep(200);
+    if (
+      !check(
+        [...target].every(([p, end]) => (at.get(p) ?? 0n) >= end),
+        'checkpoints behind',
+      )
+    )
+      continue;
+    return;
   }
-  // No rebalance pending: the last join of every live worker is at least 3 s old.
-  await sleep(3000);
 }
 
 async function failoverCase(
@@ -213,7 +231,7 @@ export async function runFailover(argv: readonly string[]): Promise<FailoverResu
     await start('route', 'route', run.env);
     const a = await start('A', 'streams', run.env);
     const b = await start('B', 'streams', run.env);
-    await settle(run, [a, b], partitions, 120_000);
+    await settle(run, [a, b], partitions, 0, 120_000);
     const t0 = Date.now();
     const total = 2 * perWorker;
     await produceNotifications(
@@ -230,7 +248,7 @@ export async function runFailover(argv: readonly string[]): Promise<FailoverResu
     );
     if ((held[0] ?? 0) + (held[1] ?? 0) !== total)
       throw new BenchError(`expected ${total} active streams, the workers hold ${held.join(' + ')}`);
-    await settle(run, [a, b], partitions, 120_000);
+    await settle(run, [a, b], partitions, total, timeoutMs);
 
     const cases: FailoverCase[] = [];
     const report = (c: FailoverCase) =>
@@ -251,7 +269,7 @@ export async function runFailover(argv: readonly string[]): Promise<FailoverResu
     report(cases[0] as FailoverCase);
 
     const c = await start('C', 'streams', shortEnv);
-    await settle(run, [b, c], partitions, timeoutMs);
+    await settle(run, [b, c], partitions, total, timeoutMs);
     cases.push(
       await failoverCase(
         run,
@@ -266,7 +284,7 @@ export async function runFailover(argv: readonly string[]): Promise<FailoverResu
     report(cases[1] as FailoverCase);
 
     const d = await start('D', 'streams', shortEnv);
-    await settle(run, [c, d], partitions, timeoutMs);
+    await settle(run, [c, d], partitions, total, timeoutMs);
     cases.push(
       await failoverCase(
         run,
