@@ -433,6 +433,17 @@ export function compileTemplate(name: string, doc: unknown): CompiledTemplate {
     return { eventType, offsetUs: tsOffset, ...compileBuilders(body, ctx), order };
   });
   compiled.sort((a, b) => a.offsetUs - b.offsetUs || a.order - b.order);
+  // Some captured sequences run on into the instance's deletion (resize.confirm.start_12 ends with
+  // delete.start … delete.end): in that capture the instance was deleted right after. Here an operation
+  // is one step of a longer life, and deletion is a step of its own (the delete templates), so an
+  // operation ends where a deletion starts; otherwise the instance would live on (later operations, an
+  // `.exists` with no deleted_at) after a delete.end, and the usage audit would rightly call its day U6.
+  if (!operation.startsWith('compute.instance.delete')) {
+    const cut = compiled.findIndex((n) => n.eventType === 'compute.instance.delete.start');
+    if (cut === 0)
+      throw new InputError(`${file}: an operation template that starts by deleting the instance`);
+    if (cut > 0) compiled.length = cut;
+  }
   const notifications = compiled.map(({ eventType, offsetUs, build, buildJson }) => ({
     eventType,
     offsetUs,
