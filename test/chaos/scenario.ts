@@ -79,7 +79,7 @@ export interface ChaosOptions {
 
 /** `npm run test:chaos`: ~60k notifications (~2,000 batches), many kills. */
 export const FULL: Omit<ChaosOptions, 'log'> = {
-  instances: 300,
+  instances: 330,
   days: 7,
   seed: 7,
   redeliveries: 0.02,
@@ -366,6 +366,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         'duplicates sent (redelivered + resent)': `${workload.redelivered + workload.resent} (${workload.redelivered} + ${workload.resent})`,
         'slices sent again after a produce error': resentSlices,
         'batches expected (replay)': expected.length,
+        'events in batches: published / replay': `${eventsIn([...published.byId.values()])} / ${eventsIn(expected.map((e) => e.line))}`,
         'batch records published': published.records,
         'distinct batches published': published.byId.size,
         'batch republishes suppressed (pipeline: already completed)':
@@ -405,6 +406,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   for (const [name, ms] of phase) figures[`time: ${name} (s)`] = (ms / 1000).toFixed(1);
   figures['time: total (s)'] = ((Date.now() - started) / 1000).toFixed(1);
   return { problems, figures, workDir };
+}
+
+/** How many events the batch lines hold in all (each event once per batch it belongs to). */
+function eventsIn(lines: readonly string[]): number {
+  return lines.reduce((n, line) => n + (JSON.parse(line) as { events: unknown[] }).events.length, 0);
 }
 
 /** winchester.yaml for the workers (usage + the recording handler) and for replay (usage only). */
