@@ -2,9 +2,13 @@
  * The record formats of winchester's internal topics (docs/topics.md): what the router writes to the
  * stream-events topic (one matched event per trigger, or a time tick) and what the stream stage writes to
  * the batches topic (a fired or expired stream with its events). JSON text, typed so that an int stays an
- * int, a float a float and a datetime a datetime (microseconds) across the hop: events are carried in the
- * flat event JSON of `src/model/event-json.ts` (read back with the lossless parser), distinguishing values
- * as the typed entries of a stream key (`src/triggers/key.ts`).
+ * int, a float a float and a datetime a datetime (microseconds) across the hop.
+ *
+ * Format 2 (written): every value carries its type explicitly (events in the typed form of
+ * `src/model/event-json.ts`, distinguishing values as `[name, tag, value]` entries, instants as integer
+ * microseconds), so the native `JSON.parse` reads a record completely and exactly. Format 1 (read only,
+ * for records still in a topic or an outbox row at an upgrade): events in the flat event JSON, read with
+ * the lossless parser, distinguishing values as the string entries of a stream key, instants as ISO text.
  *
  * Pure: no kafkajs here; the workers hand these strings to the producer.
  */
@@ -12,18 +16,24 @@ import { InputError } from '../errors.js';
 import type { Event } from '../model/event.js';
 import {
   eventFromLossless,
-  eventToJson,
+  eventFromTyped,
+  eventToTypedJson,
+  floatJson,
+  instantJson,
+  instantOfTyped,
   JsonNumber,
   JsonSyntaxError,
   type LosslessJson,
   parseJsonFast,
 } from '../model/event-json.js';
-import { formatInstant, type Instant, parseDatetime } from '../timex/instant.js';
-import { jsonString, keyEntry, parseKey } from '../triggers/key.js';
+import { type Instant, parseDatetime } from '../timex/instant.js';
+import { jsonString, parseKey } from '../triggers/key.js';
 import type { DistinguishingValue, DistinguishingValues } from '../triggers/types.js';
 
-/** Format version written in every record (`"v":1`); a reader refuses versions it does not know. */
-export const RECORD_VERSION = 1;
+/** Format version written in every record (`"v":2`); a reader refuses versions it does not know. */
+export const RECORD_VERSION = 2;
+/** The previous format, still read (records written before an upgrade), never written. */
+export const LEGACY_RECORD_VERSION = 1;
 
 /** One event matched by one trigger: a stream-events record. */
 export interface StreamEventRecord {
@@ -60,37 +70,199 @@ export function streamRecordKey(trigger: string, key: string): string {
   return `${jsonString(trigger)}${key}`;
 }
 
-/** The distinguishing values as a JSON array of typed key entries, in their own order. */
+/** The JSON of one distinguishing value's `tag,value…` (floats JSON cannot carry as their key text). */
+function distinguishingValueJson(v: DistinguishingValue): string {
+  switch (v.type) {
+    case 'text':
+      return `"t",${jsonString(v.value)}`;
+    case 'int':
+      return `"i",${v.value === 0 ? '0' : String(v.value)}`;
+    case 'float':
+      return Number.isFinite(v.value) ? `"f",${floatJson(v.value)}` : `"f","${v.value}"`;
+    case 'datetime':
+      return `"d",${instantJson(v.value)}`;
+    case 'range':
+      return `"r",${instantJson(v.begin)},${instantJson(v.end)}`;
+  }
+}
+
+/** The distinguishing values as a JSON list of `[name, tag, value…]` entries, in their own order. */
 function distinguishingJson(values: DistinguishingValues): string {
   let out = '[';
   const names = Object.keys(values);
   for (let i = 0; i < names.length; i++) {
     const name = names[i] as string;
     if (i > 0) out += ',';
-    out += keyEntry(name, values[name] as DistinguishingValue);
+    out += `[${jsonString(name)},${distinguishingValueJson(values[name] as DistinguishingValue)}]`;
   }
   return `${out}]`;
 }
 
-/** The value of a stream-events record for one matched event. */
+/**
+ * The value of a stream-events record for one matched event. The event comes last, so the fields a
+ * reader looks at first are at the head of the text.
+ */
 export function encodeStreamEvent(r: Omit<StreamEventRecord, 'type'>): string {
   return (
     `{"v":${RECORD_VERSION},"type":"event","trigger":${jsonString(r.trigger)},"key":${jsonString(r.key)},` +
-    `"distinguishing":${distinguishingJson(r.distinguishing)},"event":${eventToJson(r.event)}` +
-    `${r.watermark === undefined ? '' : `,"watermark":"${formatInstant(r.watermark)}"`}}`
+    `"distinguishing":${distinguishingJson(r.distinguishing)}` +
+    `${r.watermark === undefined ? '' : `,"watermark":${instantJson(r.watermark)}`},` +
+    `"event":${eventToTypedJson(r.event)}}`
   );
 }
 
 /** The value of a tick record. */
 export function encodeTick(time: Instant): string {
-  return `{"v":${RECORD_VERSION},"type":"tick","time":"${formatInstant(time)}"}`;
+  return `{"v":${RECORD_VERSION},"type":"tick","time":${instantJson(time)}}`;
 }
 
 // ---- decoding -------------------------------------------------------------------------------
 
+type JsonObject = Record<string, unknown>;
+
+/**
+ * A record value parsed by the native `JSON.parse`, with the version it says it is in (only
+ * {@link RECORD_VERSION} and {@link LEGACY_RECORD_VERSION} are accepted).
+ */
+function parseRecord(text: string, what: string): { obj: JsonObject; version: 1 | 2 } {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new InputError(`${what}: invalid JSON: ${(err as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new InputError(`${what}: expected a JSON object`);
+  }
+  const obj = v as JsonObject;
+  if (obj.v === RECORD_VERSION) return { obj, version: RECORD_VERSION };
+  if (obj.v === LEGACY_RECORD_VERSION) return { obj, version: LEGACY_RECORD_VERSION };
+  throw new InputError(`${what}: unsupported format version ${describe(obj.v)}`);
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return '(none)';
+  const s = JSON.stringify(v);
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}
+
+function typedStr(obj: JsonObject, field: string, what: string): string {
+  const v = obj[field];
+  if (typeof v !== 'string') throw new InputError(`${what}: '${field}' must be a string`);
+  return v;
+}
+
+function safeInteger(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
+    throw new InputError(`${what} must be an integer, got ${describe(v)}`);
+  }
+  return v === 0 ? 0 : v;
+}
+
+/** Non-finite floats, which JSON numbers cannot carry, are written as their key text. */
+function nonFinite(v: string): number | undefined {
+  if (v === 'NaN') return Number.NaN;
+  if (v === 'Infinity') return Number.POSITIVE_INFINITY;
+  if (v === '-Infinity') return Number.NEGATIVE_INFINITY;
+  return undefined;
+}
+
+function typedDistinguishingValue(entry: readonly unknown[], what: string): DistinguishingValue {
+  const tag = entry[1];
+  const expect = (n: number) => {
+    if (entry.length !== n) {
+      throw new InputError(`${what}: a distinguishing entry of type ${tag} has ${n - 2} value(s)`);
+    }
+  };
+  const v = entry[2];
+  switch (tag) {
+    case 't':
+      expect(3);
+      if (typeof v !== 'string')
+        throw new InputError(`${what}: a text distinguishing value must be a string`);
+      return { type: 'text', value: v };
+    case 'i':
+      expect(3);
+      return { type: 'int', value: safeInteger(v, `${what}: an int distinguishing value`) };
+    case 'f': {
+      expect(3);
+      const n = typeof v === 'string' ? nonFinite(v) : v;
+      if (typeof n !== 'number')
+        throw new InputError(`${what}: a float distinguishing value must be a number`);
+      return { type: 'float', value: n };
+    }
+    case 'd':
+      expect(3);
+      return { type: 'datetime', value: safeInteger(v, `${what}: a datetime distinguishing value`) };
+    case 'r':
+      expect(4);
+      return {
+        type: 'range',
+        begin: safeInteger(v, `${what}: a range's begin`),
+        end: safeInteger(entry[3], `${what}: a range's end`),
+      };
+    default:
+      throw new InputError(`${what}: unknown distinguishing value type ${describe(tag)}`);
+  }
+}
+
+function typedDistinguishing(v: unknown, what: string): DistinguishingValues {
+  if (!Array.isArray(v)) throw new InputError(`${what}: 'distinguishing' must be a list`);
+  const out: Record<string, DistinguishingValue> = {};
+  for (let i = 0; i < v.length; i++) {
+    const entry: unknown = v[i];
+    if (!Array.isArray(entry) || typeof entry[0] !== 'string') {
+      throw new InputError(`${what}: a distinguishing entry must be a list [name, type, value…]`);
+    }
+    const name = entry[0];
+    const value = typedDistinguishingValue(entry, what);
+    // Plain assignment would set the prototype of `out` for a trait called `__proto__`.
+    if (name === '__proto__') {
+      Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+    } else out[name] = value;
+  }
+  return out;
+}
+
+function streamRecordOf(obj: JsonObject, what: string): StreamTopicRecord {
+  const type = obj.type;
+  if (type === 'tick') return { type: 'tick', time: instantOfTyped(obj.time, `${what}: 'time'`) };
+  if (type !== 'event') throw new InputError(`${what}: unknown type ${describe(type)}`);
+  const e = obj.event;
+  if (e === undefined) throw new InputError(`${what}: 'event' is missing`);
+  const trigger = typedStr(obj, 'trigger', what);
+  const key = typedStr(obj, 'key', what);
+  const distinguishing = typedDistinguishing(obj.distinguishing, what);
+  const event = eventFromTyped(e);
+  const w = obj.watermark;
+  // Two literals rather than a spread: every decoded record of a kind has one shape.
+  if (w === undefined) return { type: 'event', trigger, key, distinguishing, event };
+  return {
+    type: 'event',
+    trigger,
+    key,
+    distinguishing,
+    event,
+    watermark: instantOfTyped(w, `${what}: 'watermark'`),
+  };
+}
+
+/**
+ * Reads a stream-events record value, in the current format or the previous one.
+ * @throws InputError saying what is wrong when it is not one.
+ */
+export function decodeStreamRecord(text: string): StreamTopicRecord {
+  const what = 'stream-events record';
+  const { obj, version } = parseRecord(text, what);
+  return version === RECORD_VERSION ? streamRecordOf(obj, what) : legacyStreamRecord(text, what);
+}
+
+// ---- the previous format (read only) ----------------------------------------------------------
+
 type LosslessObject = { [key: string]: LosslessJson };
 
-function parseObject(text: string, what: string): LosslessObject {
+/** Parses a format-1 record again, keeping every number's literal (`1.0` is a float there). */
+function parseLegacy(text: string, what: string): LosslessObject {
   let v: LosslessJson;
   try {
     v = parseJsonFast(text);
@@ -101,8 +273,10 @@ function parseObject(text: string, what: string): LosslessObject {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof JsonNumber) {
     throw new InputError(`${what}: expected a JSON object`);
   }
-  if (!(v.v instanceof JsonNumber) || v.v.text !== String(RECORD_VERSION)) {
-    throw new InputError(`${what}: unsupported format version ${JSON.stringify(String(v.v))}`);
+  if (!(v.v instanceof JsonNumber) || v.v.text !== String(LEGACY_RECORD_VERSION)) {
+    throw new InputError(
+      `${what}: unsupported format version ${v.v instanceof JsonNumber ? v.v.text : '(none)'}`,
+    );
   }
   return v;
 }
@@ -134,13 +308,8 @@ function distinguishingOf(obj: LosslessObject, what: string): DistinguishingValu
   return parseKey(JSON.stringify(v));
 }
 
-/**
- * Reads a stream-events record value.
- * @throws InputError saying what is wrong when it is not one.
- */
-export function decodeStreamRecord(text: string): StreamTopicRecord {
-  const what = 'stream-events record';
-  const obj = parseObject(text, what);
+function legacyStreamRecord(text: string, what: string): StreamTopicRecord {
+  const obj = parseLegacy(text, what);
   const type = obj.type;
   if (type === 'tick') return { type: 'tick', time: instant(obj, 'time', what) };
   if (type !== 'event') throw new InputError(`${what}: unknown type ${JSON.stringify(String(type))}`);
@@ -180,35 +349,67 @@ export function batchIdOf(streamId: string, kind: 'fire' | 'expire'): string {
   return `${streamId}:${kind}`;
 }
 
-/** The value of a batches record. Events are spliced as flat JSON text so floats keep their `.0`. */
+/**
+ * The value of a batches record: the stream's fields, then its events in the typed form (spliced as
+ * text, one `eventToTypedJson` each).
+ */
 export function encodeBatch(b: BatchRecord): string {
   let events = '';
   for (let i = 0; i < b.events.length; i++) {
     if (i > 0) events += ',';
-    events += eventToJson(b.events[i] as Event);
+    events += eventToTypedJson(b.events[i] as Event);
   }
   return (
     `{"v":${RECORD_VERSION},"batch_id":${jsonString(b.batchId)},"stream_id":${jsonString(b.streamId)},` +
     `"trigger":${jsonString(b.trigger)},"kind":"${b.kind}",` +
     `"pipeline":${b.pipeline === null ? 'null' : jsonString(b.pipeline)},` +
     `"distinguishing":${distinguishingJson(b.distinguishing)},` +
-    `"first_event":"${formatInstant(b.first)}","last_event":"${formatInstant(b.last)}",` +
+    `"first_event":${instantJson(b.first)},"last_event":${instantJson(b.last)},` +
     `"events":[${events}]}`
   );
 }
 
 /**
- * Reads a batches record value.
+ * Reads a batches record value (inline form), in the current format or the previous one.
  * @throws InputError saying what is wrong when it is not one.
  */
 export function decodeBatch(text: string): BatchRecord {
-  return batchFromObject(parseObject(text, 'batch record'));
+  const what = 'batch record';
+  const { obj, version } = parseRecord(text, what);
+  return version === RECORD_VERSION ? batchOf(obj, what) : batchFromObject(parseLegacy(text, what));
+}
+
+function kindOf(v: unknown, what: string): 'fire' | 'expire' {
+  if (v !== 'fire' && v !== 'expire') throw new InputError(`${what}: 'kind' must be fire or expire`);
+  return v;
+}
+
+function batchOf(obj: JsonObject, what: string): BatchRecord {
+  const kind = kindOf(obj.kind, what);
+  const pipeline = obj.pipeline;
+  if (pipeline !== null && typeof pipeline !== 'string') {
+    throw new InputError(`${what}: 'pipeline' must be a string or null`);
+  }
+  const list = obj.events;
+  if (!Array.isArray(list)) throw new InputError(`${what}: 'events' must be a list`);
+  const events: Event[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) events[i] = eventFromTyped(list[i]);
+  return {
+    batchId: typedStr(obj, 'batch_id', what),
+    streamId: typedStr(obj, 'stream_id', what),
+    trigger: typedStr(obj, 'trigger', what),
+    kind,
+    pipeline,
+    distinguishing: typedDistinguishing(obj.distinguishing, what),
+    first: instantOfTyped(obj.first_event, `${what}: 'first_event'`),
+    last: instantOfTyped(obj.last_event, `${what}: 'last_event'`),
+    events,
+  };
 }
 
 function batchFromObject(obj: LosslessObject): BatchRecord {
   const what = 'batch record';
-  const kind = obj.kind;
-  if (kind !== 'fire' && kind !== 'expire') throw new InputError(`${what}: 'kind' must be fire or expire`);
+  const kind = kindOf(obj.kind, what);
   const pipeline = obj.pipeline;
   if (pipeline !== null && typeof pipeline !== 'string') {
     throw new InputError(`${what}: 'pipeline' must be a string or null`);
@@ -285,19 +486,24 @@ export function batchValueFor(
  */
 export function decodeBatchMessage(text: string): BatchMessage {
   const what = 'batch record';
-  const obj = parseObject(text, what);
-  if (obj.ref === undefined) return { type: 'inline', batch: batchFromObject(obj) };
-  if (obj.ref !== 'outbox') throw new InputError(`${what}: unknown 'ref' ${JSON.stringify(String(obj.ref))}`);
-  const kind = obj.kind;
-  if (kind !== 'fire' && kind !== 'expire') throw new InputError(`${what}: 'kind' must be fire or expire`);
+  const { obj, version } = parseRecord(text, what);
+  // A reference carries no typed values: both formats read it from the native parse.
+  if (obj.ref === undefined) {
+    return {
+      type: 'inline',
+      batch: version === RECORD_VERSION ? batchOf(obj, what) : batchFromObject(parseLegacy(text, what)),
+    };
+  }
+  if (obj.ref !== 'outbox') throw new InputError(`${what}: unknown 'ref' ${describe(obj.ref)}`);
+  const kind = kindOf(obj.kind, what);
   const bytes = obj.bytes;
   return {
     type: 'reference',
     reference: {
-      batchId: str(obj, 'batch_id', what),
-      streamId: str(obj, 'stream_id', what),
+      batchId: typedStr(obj, 'batch_id', what),
+      streamId: typedStr(obj, 'stream_id', what),
       kind,
-      bytes: bytes instanceof JsonNumber ? bytes.value : 0,
+      bytes: typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0 ? bytes : 0,
     },
   };
 }

@@ -19,9 +19,23 @@
  *
  * Trait names equal to `message_id`, `event_type` or `timestamp` cannot be represented and are not
  * written (the distiller never produces them).
+ *
+ * Winchester's own topics carry events in a second, **typed** form ({@link eventToTypedJson} →
+ * {@link eventFromTyped}) that the native `JSON.parse` reads without losing anything, so the streams
+ * stage and the pipeline workers never need the (JavaScript) lossless parser for records we wrote:
+ *
+ * ```json
+ * {"message_id":"…","event_type":"compute.instance.exists","timestamp":1422756622702356,
+ *  "traits":["memory_mb","i",15360,"ratio","f",1,"launched_at","d",1422439200000000,"host","t","host-1"]}
+ * ```
+ *
+ * `timestamp` and datetime traits are integer microseconds since the epoch; `traits` is a flat list of
+ * (name, type, value) triples in the event's order, the type being `t` text, `i` int, `f` float or
+ * `d` datetime. The type says how to read the value, so `1` may be a float and a text is never taken
+ * for a datetime; a float -0 is written `-0`. Every trait survives, whatever its name.
  */
 import { InputError } from '../errors.js';
-import { formatInstant, type Instant, parseDatetime } from '../timex/instant.js';
+import { formatInstant, type Instant, isInstantInRange, parseDatetime } from '../timex/instant.js';
 import type { Event, TraitValue } from './event.js';
 
 const ENVELOPE = new Set(['message_id', 'event_type', 'timestamp']);
@@ -92,6 +106,152 @@ export function eventToJson(event: Event): string {
   }
   return `${out}}`;
 }
+
+// ---- the typed form --------------------------------------------------------------------------
+
+/**
+ * The event in the typed form (see the module comment): one line, the envelope then every trait in the
+ * event's order, each as `name,tag,value`.
+ * @throws RangeError for an int that is not a safe integer, a float that is not finite, or a datetime
+ * or timestamp that is not a safe integer (the distiller never produces them).
+ */
+export function eventToTypedJson(event: Event): string {
+  let out = `{"message_id":${quote(event.message_id)},"event_type":${quote(event.event_type)},"timestamp":${instantJson(event.timestamp)},"traits":[`;
+  const traits = event.traits;
+  const names = Object.keys(traits);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    if (i > 0) out += ',';
+    out += `${quoteName(name)},${typedValueJson(traits[name] as TraitValue)}`;
+  }
+  return `${out}]}`;
+}
+
+/** `tag,value` of one trait in the typed form. */
+function typedValueJson(t: TraitValue): string {
+  switch (t.type) {
+    case 'text':
+      return `"t",${quote(t.value)}`;
+    case 'int':
+      if (!Number.isSafeInteger(t.value))
+        throw new RangeError(`an int trait must be a safe integer, got ${t.value}`);
+      return `"i",${t.value === 0 ? '0' : String(t.value)}`;
+    case 'float':
+      return `"f",${floatJson(t.value)}`;
+    case 'datetime':
+      return `"d",${instantJson(t.value)}`;
+  }
+}
+
+/**
+ * A finite float as a JSON number `JSON.parse` gives back exactly: the shortest round-trip form, and
+ * `-0` for negative zero (which `String` would write as `0`).
+ * @throws RangeError for NaN and ±Infinity, which JSON cannot carry.
+ */
+export function floatJson(value: number): string {
+  if (!Number.isFinite(value)) throw new RangeError(`a float must be finite, got ${value}`);
+  return value === 0 && 1 / value < 0 ? '-0' : String(value);
+}
+
+/**
+ * An instant as integer microseconds.
+ * @throws RangeError when it is not a safe integer.
+ */
+export function instantJson(t: Instant): string {
+  if (!Number.isSafeInteger(t)) throw new RangeError(`an instant must be integer microseconds, got ${t}`);
+  return String(t);
+}
+
+/**
+ * An instant read from the typed form: integer microseconds within the supported range (1700–2200).
+ * @throws InputError naming `what` otherwise.
+ */
+export function instantOfTyped(v: unknown, what: string): Instant {
+  if (typeof v !== 'number' || !isInstantInRange(v)) {
+    throw new InputError(`${what} must be integer microseconds within 1700–2200, got ${describe(v)}`);
+  }
+  return v === 0 ? 0 : v;
+}
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (Array.isArray(v)) return 'a list';
+  if (v === null || typeof v !== 'object') return String(v);
+  return 'an object';
+}
+
+function typedTrait(name: string, tag: unknown, v: unknown): TraitValue {
+  switch (tag) {
+    case 't':
+      if (typeof v === 'string') return { type: 'text', value: v };
+      break;
+    case 'i':
+      if (typeof v === 'number' && Number.isSafeInteger(v)) return { type: 'int', value: v === 0 ? 0 : v };
+      break;
+    case 'f':
+      // JSON.parse gives Infinity for a literal like 1e400.
+      if (typeof v === 'number' && Number.isFinite(v)) return { type: 'float', value: v };
+      break;
+    case 'd':
+      return { type: 'datetime', value: instantOfTyped(v, `trait ${JSON.stringify(name)}`) };
+    default:
+      throw new InputError(`trait ${JSON.stringify(name)}: unknown type tag ${describe(tag)} (t, i, f or d)`);
+  }
+  const expected = tag === 't' ? 'a string' : tag === 'i' ? 'a safe integer' : 'a finite number';
+  throw new InputError(
+    `trait ${JSON.stringify(name)} of type ${tag} must be ${expected}, got ${describe(v)}`,
+  );
+}
+
+function typedEnvelopeString(obj: Record<string, unknown>, key: string): string {
+  const v = obj[key];
+  if (typeof v !== 'string' || v === '') throw new InputError(`event ${key} must be a non-empty string`);
+  return v;
+}
+
+/**
+ * Builds an event from its typed form as `JSON.parse` returned it (the inverse of
+ * {@link eventToTypedJson}). A trait listed twice keeps its last value.
+ * @throws InputError saying what is wrong when the value is not a typed event.
+ */
+export function eventFromTyped(value: unknown): Event {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InputError('an event must be a JSON object');
+  }
+  const obj = value as Record<string, unknown>;
+  const message_id = typedEnvelopeString(obj, 'message_id');
+  const event_type = typedEnvelopeString(obj, 'event_type');
+  const timestamp = instantOfTyped(obj.timestamp, 'event timestamp');
+  const list = obj.traits;
+  if (!Array.isArray(list) || list.length % 3 !== 0) {
+    throw new InputError('event traits must be a list of (name, type, value) triples');
+  }
+  // Prototype-less, so assigning a trait called `__proto__` makes an own property like any other name.
+  const traits: Record<string, TraitValue> = Object.create(null);
+  for (let i = 0; i < list.length; i += 3) {
+    const name = list[i];
+    if (typeof name !== 'string')
+      throw new InputError(`event trait names must be strings, got ${describe(name)}`);
+    traits[name] = typedTrait(name, list[i + 1], list[i + 2]);
+  }
+  return { message_id, event_type, timestamp, traits };
+}
+
+/**
+ * Reads one event from its typed JSON text.
+ * @throws InputError for bad JSON or a value that is not a typed event.
+ */
+export function eventFromTypedJson(text: string): Event {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new InputError(`invalid JSON: ${(err as Error).message}`);
+  }
+  return eventFromTyped(v);
+}
+
+// ---- the flat form, read losslessly ------------------------------------------------------------
 
 /** A JSON number as written, for readers that must tell `1` from `1.0`. */
 export class JsonNumber {
