@@ -369,7 +369,8 @@ describe('format 2 (typed)', () => {
           assert.equal(back.last, T + 1);
           assertSameDistinguishing(back.distinguishing, d);
           assert.equal(back.events.length, events.length);
-          events.forEach((e, i) => assertSameEvent(back.events[i] as Event, e));
+          for (let i = 0; i < events.length; i++)
+            assertSameEvent(back.events[i] as Event, events[i] as Event);
         },
       ),
       { numRuns: 150 },
