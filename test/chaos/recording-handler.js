@@ -16,6 +16,7 @@
  *
  * Params: `dir` (required): where `effects/`, `calls/` and `die/` live.
  */
+import { randomUUID } from 'node:crypto';
 import { link, mkdir, open, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -70,7 +71,8 @@ export class RecordingHandler {
       pid: process.pid,
     };
     const target = join(this.dir, 'effects', `${name}.json`);
-    const temporary = `${target}.${process.pid}.tmp`;
+    // Unique per call: two deliveries of one batch may commit at the same moment.
+    const temporary = `${target}.${randomUUID()}.tmp`;
     await writeDurably(temporary, JSON.stringify(effect), 'w');
     try {
       await link(temporary, target);

@@ -28,6 +28,7 @@ import {
   readLogs,
   readPublished,
   readRecorded,
+  repeatedCommits,
   replayExpectations,
   topicRecords,
 } from './verify.js';
@@ -161,7 +162,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   mkdirSync(recorderDir);
   writeConfig(configDir, recorderDir);
 
-  // The workload, and what replay says must come of it (before anything runs: a bad workload fails fast).
+  // The workload; what replay says must come of it is worked out first (a bad workload fails fast).
   const workload = makeWorkload(o);
   const inputFile = join(workDir, 'input.jsonl');
   writeLines(inputFile, workload.lines);
@@ -184,10 +185,6 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   o.log(
     `workload: ${workload.lines.length} notifications (${workload.redelivered} redelivered, ${workload.resent} resent) in ${workDir}`,
   );
-  const expected = await timed('replay', () =>
-    replayExpectations(join(configDir, 'replay.yaml'), inputFile, FLUSH_AT, settings),
-  );
-  o.log(`replay: ${expected.length} batches expected`);
 
   let infra: PrivateInfra | undefined;
   let fleet: WorkerFleet | undefined;
@@ -196,6 +193,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const random = new Prng(o.seed, 11);
   const figures: Record<string, number | string> = {};
   try {
+    const expected = await timed('replay', () =>
+      replayExpectations(join(configDir, 'replay.yaml'), inputFile, FLUSH_AT, settings),
+    );
+    o.log(`replay: ${expected.length} batches expected`);
     infra = await timed('infra start', () => PrivateInfra.start(o.log));
     const services = infra;
     o.log(
@@ -324,20 +325,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
 
       // Each repeated commit() must be the window: its earlier caller was SIGKILLed by the suite and had
       // not recorded the batch complete.
-      let repeated = 0;
-      const unexplained: string[] = [];
-      for (const [batchId, calls] of recorded.calls) {
-        if (calls.length < 2) continue;
-        repeated += calls.length - 1;
-        for (const earlier of calls.slice(0, -1)) {
-          const killed = f.killedPids.has(earlier.pid);
-          const completed = logs.completedBy.get(earlier.pid)?.has(batchId) ?? false;
-          if (!killed || completed)
-            unexplained.push(
-              `${batchId}: commit() by pid ${earlier.pid} (${killed ? 'killed' : 'not killed'}, ${completed ? 'had recorded it complete' : 'had not recorded it complete'}) then again by another delivery`,
-            );
-        }
-      }
+      const { repeated, unexplained } = repeatedCommits(recorded, f.killedPids, logs.completedBy);
       if (unexplained.length > 0)
         problems.push(`commit() ran again outside the crash window: ${unexplained.slice(0, 10).join('; ')}`);
       if (f.kills.pipelineInCommitWindow > 0 && repeated === 0)

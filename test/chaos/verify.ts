@@ -177,6 +177,35 @@ export function readRecorded(dir: string): Recorded {
   return { effects, calls, callCount };
 }
 
+/**
+ * How many commit() calls repeated an earlier one of the same batch, and those that are not the
+ * documented crash window: a repeat is explained only when every earlier call was made by a process the
+ * suite SIGKILLed, before that process recorded the batch complete. A repeat after a live worker's call
+ * (two workers running one batch) or after a completion was recorded (the mark not honoured) is a bug.
+ */
+export function repeatedCommits(
+  recorded: Pick<Recorded, 'calls'>,
+  killedPids: ReadonlySet<number>,
+  completedBy: ReadonlyMap<number, ReadonlySet<string>>,
+): { repeated: number; unexplained: string[] } {
+  let repeated = 0;
+  const unexplained: string[] = [];
+  for (const [batchId, calls] of recorded.calls) {
+    if (calls.length < 2) continue;
+    repeated += calls.length - 1;
+    for (const earlier of calls.slice(0, -1)) {
+      const killed = killedPids.has(earlier.pid);
+      const completed = completedBy.get(earlier.pid)?.has(batchId) ?? false;
+      if (!killed || completed)
+        unexplained.push(
+          `${batchId}: commit() by pid ${earlier.pid} (${killed ? 'killed' : 'not killed'}, ` +
+            `${completed ? 'had recorded it complete' : 'had not recorded it complete'}) then again by another delivery`,
+        );
+    }
+  }
+  return { repeated, unexplained };
+}
+
 function safeList(dir: string): string[] {
   try {
     return readdirSync(dir);

@@ -157,18 +157,21 @@ export class WorkerFleet {
   }
 
   /**
-   * SIGTERMs every worker (an armed commit-window kill that never fired is disarmed first) and records
-   * how each exited; a worker still running after `graceMs` is SIGKILLed.
+   * Disarms the commit-window kills that have not fired (they must not fire during a graceful stop),
+   * waits until every worker runs, then SIGTERMs each and records how it exited; a worker still running
+   * after `graceMs` is SIGKILLed.
    */
   async stopAll(graceMs = 45_000): Promise<void> {
-    this.stopping = true;
-    await Promise.all(this.replacing);
-    const all = [...this.workers.values()];
-    for (const w of all) {
-      // An armed commit-window kill that has not fired yet must not fire during the graceful stop.
+    for (const w of this.workers.values())
       rmSync(join(this.recorderDir, 'die', String(w.pid)), { force: true });
-      w.child.kill('SIGTERM');
-    }
+    // A replacement started during the drain (after a commit-window kill) must be running first: a
+    // process still loading has no SIGTERM handler yet, and would die of the signal instead of stopping.
+    await this.settle();
+    this.stopping = true;
+    const all = [...this.workers.values()].filter(
+      (w) => w.child.exitCode === null && w.child.signalCode === null,
+    );
+    for (const w of all) w.child.kill('SIGTERM');
     await Promise.all(
       all.map(async (w) => {
         const timer = setTimeout(() => w.child.kill('SIGKILL'), graceMs);
