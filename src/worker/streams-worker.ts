@@ -187,6 +187,8 @@ export class StreamsWorker {
   private stopped = false;
   private readonly metricsSync: StreamsMetricsSync | undefined;
   private readonly after: AfterCheckpoint;
+  /** Caught-up tasks whose last changes wait for the checkpoint in flight to commit, to be checkpointed. */
+  private readonly checkpointAgain = new Set<StreamTask>();
 
   constructor(private readonly options: StreamsWorkerOptions) {
     this.metricsSync = options.metrics && new StreamsMetricsSync(options.metrics);
@@ -269,7 +271,7 @@ export class StreamsWorker {
         if (++n % every === 0) await payload.heartbeat();
         if (task.checkpointDue()) {
           // At most one in flight: the next starts once the previous committed (usually long done).
-          if (task.checkpointInFlight) await task.settle();
+          await this.quiet(task);
           this.startCheckpoint(task);
         } else if (task.failed) {
           await task.settle();
@@ -279,8 +281,10 @@ export class StreamsWorker {
       // what this one changed (the streams a tick closed, say) is checkpointed and published now. It is
       // left in flight: the next batch, or stop(), waits for it.
       if (payload.isRunning() && !payload.isStale() && batch.offsetLag() === '0') {
-        await task.settle();
-        this.startCheckpoint(task);
+        // One already in flight: the next is started when it commits, instead of waiting for it here
+        // (a caught-up partition gets a small batch every tick, and a checkpoint each would pile up).
+        if (task.checkpointInFlight) this.checkpointAgain.add(task);
+        else this.startCheckpoint(task);
       }
     } catch (error) {
       this.dropFailed(task, error);
@@ -308,6 +312,14 @@ export class StreamsWorker {
     throw error;
   }
 
+  /**
+   * Waits until `task` has no checkpoint in flight. A loop: the one awaited may start the next as it
+   * commits ({@link checkpointAgain}). Throws what a failed one failed with.
+   */
+  private async quiet(task: StreamTask): Promise<void> {
+    while (task.checkpointInFlight) await task.settle();
+  }
+
   private syncMetrics(task: StreamTask): void {
     if (this.metricsSync === undefined) return;
     this.metricsSync.task(task);
@@ -325,6 +337,10 @@ export class StreamsWorker {
     const written = task.startCheckpoint();
     written.then(
       (wrote) => {
+        // Runs after the task cleared its in-flight checkpoint, before anyone awaiting settle() resumes.
+        if (this.checkpointAgain.delete(task) && this.tasks.get(task.partition) === task && !this.stopped) {
+          this.startCheckpoint(task);
+        }
         if (!wrote) return;
         if (o.metrics !== undefined) {
           o.metrics.checkpointDuration.observe((performance.now() - started) / 1000);
@@ -335,9 +351,21 @@ export class StreamsWorker {
         if (this.tasks.get(task.partition) === task) this.after.request(task.partition, task.committedOffset);
         else this.after.request();
       },
-      () => undefined,
+      () => {
+        this.checkpointAgain.delete(task);
+      },
     );
     return written;
+  }
+
+  /**
+   * Resolves once every checkpoint in flight has committed or failed and the offset commit and outbox
+   * publication they requested are done: what an observer sees once the stage is quiet. Never rejects;
+   * a failed checkpoint stays with its task, and the next batch of its partition drops it.
+   */
+  async settled(): Promise<void> {
+    await Promise.all([...this.tasks.values()].map((task) => this.quiet(task).catch(() => undefined)));
+    await this.after.idle();
   }
 
   /**
@@ -357,7 +385,7 @@ export class StreamsWorker {
     await Promise.all(
       [...this.tasks.values()].map(async (task) => {
         try {
-          await task.settle();
+          await this.quiet(task);
           await this.startCheckpoint(task);
         } catch (error) {
           o.log?.('warn', 'final checkpoint failed', { partition: task.partition, error: String(error) });

@@ -207,6 +207,8 @@ describe('streams stage metrics', () => {
         'not a record',
       ]),
     );
+    // The checkpoint commits, and its batch is published, after the batch is handled.
+    await worker.settled();
     assert.equal(mem.cps.length, 1, 'one checkpoint after six records');
     assert.equal(mem.outbox.length, 1);
     assert.ok(mem.outbox[0]!.published);
@@ -298,6 +300,10 @@ describe('streams stage metrics', () => {
         record(ev('compute.exists', T0, { instance_id: 'b' }, 'b1')),
       ]),
     );
+    // The checkpoint fails in flight; the partition's next batch finds it failed and drops the task.
+    await worker.settled();
+    assert.equal(worker.activeTasks.size, 1, 'not dropped before its partition is handled again');
+    await worker.handleBatch(batch([record(ev('compute.exists', T0, { instance_id: 'c' }, 'c1'))], 2));
     assert.equal(await value(metrics, 'checkpointConflicts'), 1);
     assert.equal(await value(metrics, 'checkpoints'), 0);
     assert.equal(await value(metrics, 'streamsOpened', { trigger: 'usage' }), 2);
@@ -309,8 +315,10 @@ describe('streams stage metrics', () => {
     const { metrics, worker } = setup([], []);
     await worker.start();
     await worker.handleBatch(batch([record(ev('compute.exists', T0, { instance_id: 'a' }, 'a1'))], 0, '1'));
+    await worker.settled();
     assert.equal(await value(metrics, 'checkpoints'), 0, 'more records are behind: the thresholds decide');
     await worker.handleBatch(batch([record(ev('compute.exists', T0, { instance_id: 'b' }, 'b1'))], 1, '0'));
+    await worker.settled();
     assert.equal(await value(metrics, 'checkpoints'), 1, 'caught up: no later batch would come to save it');
   });
 
@@ -319,6 +327,9 @@ describe('streams stage metrics', () => {
     const { metrics, worker } = setup([], [new WinchesterError('db down', { retriable: true })], 1);
     await worker.start();
     await worker.handleBatch(batch([record(ev('compute.exists', T0, { instance_id: 'a' }, 'a1'))]));
+    await worker.settled();
+    // Counters move when the partition is handled next (or at stop).
+    await worker.stop();
     assert.equal(await value(metrics, 'databaseErrors', { operation: 'checkpoint' }), 1);
     assert.equal(await value(metrics, 'checkpoints'), 1);
   });
