@@ -35,6 +35,8 @@ export interface StreamsWorkerOptions {
    * checkpoint or claim does not hold up the others. Default 1.
    */
   readonly partitionsConcurrently?: number;
+  /** Milliseconds between heartbeats while a partition is claimed and restored. Default 1000. */
+  readonly claimHeartbeatMs?: number;
   /** Records handled between heartbeats inside a long batch. Default 1000. */
   readonly heartbeatEvery?: number;
   /** Structured log lines (one JSON object each). */
@@ -238,7 +240,7 @@ export class StreamsWorker {
     let task = this.tasks.get(partition);
     if (task === undefined) {
       try {
-        task = await StreamTask.claim(o.taskOptions(partition));
+        task = await this.claim(partition, payload);
       } catch (error) {
         if (isDatabaseError(error)) o.metrics?.databaseErrors.labels({ operation: 'claim_partition' }).inc();
         throw error;
@@ -310,6 +312,23 @@ export class StreamsWorker {
     }
     if (isDatabaseError(error)) o.metrics?.databaseErrors.labels({ operation: 'checkpoint' }).inc();
     throw error;
+  }
+
+  /**
+   * Claims `partition` and restores its live streams, heartbeating meanwhile: restoring a partition of
+   * a few hundred thousand streams takes longer than the session timeout, and without heartbeats the
+   * coordinator would drop this member, which would rejoin and claim it again, forever.
+   */
+  private async claim(partition: number, payload: BatchPayload): Promise<StreamTask> {
+    const timer = setInterval(() => {
+      // A rebalance in progress or a broker hiccup: the batch goes on, the consumer sorts it out after.
+      payload.heartbeat().catch(() => undefined);
+    }, this.options.claimHeartbeatMs ?? 1000);
+    try {
+      return await StreamTask.claim(this.options.taskOptions(partition));
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   /**

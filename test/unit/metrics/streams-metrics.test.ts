@@ -322,6 +322,48 @@ describe('streams stage metrics', () => {
     assert.equal(await value(metrics, 'checkpoints'), 1, 'caught up: no later batch would come to save it');
   });
 
+  test('a partition that takes long to restore is claimed with heartbeats going on', async () => {
+    const metrics = createMetrics();
+    const mem = memoryStore([]);
+    const claimPartition = mem.store.claimPartition;
+    const slow: TaskStore = {
+      ...mem.store,
+      claimPartition: async (topic, partition) => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return claimPartition(topic, partition);
+      },
+    };
+    const worker = new StreamsWorker({
+      consumer: fakeConsumer(),
+      topic: 'se',
+      publisher: new OutboxPublisher(mem.outboxStore, async () => undefined),
+      metrics,
+      claimHeartbeatMs: 50,
+      taskOptions: (partition) => ({
+        store: slow,
+        topic: 'se',
+        partition,
+        triggers: [def],
+        clock: new EventTimeClock(0),
+      }),
+    });
+    await worker.start();
+    let beats = 0;
+    const payload = batch([record(ev('compute.exists', T0, { instance_id: 'a' }, 'a1'))]);
+    payload.heartbeat = async () => {
+      beats++;
+      if (beats === 2) throw new Error('The group is rebalancing'); // ignored: the claim goes on
+    };
+    await worker.handleBatch(payload);
+    // 300 ms at one per 50 ms: about 6, and one more at the end of the batch; at least 3 on a slow machine.
+    assert.ok(beats >= 3, `heartbeats while restoring: ${beats}`);
+    assert.equal(worker.activeTasks.size, 1);
+    const after = beats;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(beats, after, 'no heartbeat once the claim is done');
+    await worker.stop();
+  });
+
   test('retried checkpoint failures count database errors', async () => {
     const { WinchesterError } = await import('../../../src/errors.js');
     const { metrics, worker } = setup([], [new WinchesterError('db down', { retriable: true })], 1);
