@@ -77,46 +77,74 @@ function flatten(s: string): string {
   return s;
 }
 
+/** Up to this many message ids a stream keeps in an array (scanned); beyond, in a Set. */
+const SMALL_IDS = 8;
+
 /**
- * What the engine keeps per stream: only what evaluation needs. No events, no distinguishing
- * values (the effects carry them to the store); a single message id is kept without a Set, since
- * many streams never see a second event.
+ * What the engine keeps per stream: only what evaluation needs, in as few fields as possible, because
+ * a worker holds hundreds of thousands of these (the target is ≤ 500 B per live stream, issue #7). No
+ * events, no distinguishing values (the effects carry them to the store), no stream id (it is
+ * `${idPrefix}${seq}`, see {@link PartitionEngine.idOf}), no stored due time (it is min(fireAt,
+ * expireAt)). Message ids: a single one as the string itself, since many streams never see a second
+ * event; a few in an array (a Set costs ~4× as much); a Set only beyond {@link SMALL_IDS}.
  */
 class LiveStream {
-  /** min(fireAt, expireAt): when the timer queue must look at it. */
-  due: number;
   heapIndex = -1;
   fireAt: number = NEVER;
   /** Per-criterion counts; null while all are zero (allocated on the first matching event). */
   counts: number[] | null = null;
-  /** The message ids in the stream: one string, or a Set once there are two or more. */
-  ids: string | Set<string> | null = null;
+  /** The message ids in the stream, in arrival order: one string, an array, or a Set. */
+  ids: string | string[] | Set<string> | null = null;
   version = 1;
 
   constructor(
     readonly seq: number,
-    readonly id: StreamId,
     readonly slot: TriggerSlot,
     readonly key: string,
     public first: number,
     public last: number,
     public expireAt: number,
-  ) {
-    this.due = expireAt;
+  ) {}
+
+  /** min(fireAt, expireAt): when the timer queue must look at it. */
+  get due(): number {
+    return Math.min(this.fireAt, this.expireAt);
   }
 
   has(messageId: string): boolean {
     const ids = this.ids;
     if (typeof ids === 'string') return ids === messageId;
-    return ids?.has(messageId) === true;
+    if (ids === null) return false;
+    if (Array.isArray(ids)) return ids.includes(messageId);
+    return ids.has(messageId);
   }
 
   remember(messageId: string): void {
     flatten(messageId);
     const ids = this.ids;
     if (ids === null) this.ids = messageId;
-    else if (typeof ids === 'string') this.ids = new Set([ids, messageId]);
-    else ids.add(messageId);
+    else if (typeof ids === 'string')
+      this.ids = [ids, messageId]; // a literal: exactly 2 slots
+    else if (Array.isArray(ids)) {
+      const n = ids.length;
+      if (n < SMALL_IDS) {
+        // A new array of the exact size: push would grow the backing store to n + n/2 + 16 slots.
+        const next = new Array<string>(n + 1);
+        for (let i = 0; i < n; i++) next[i] = ids[i] as string;
+        next[n] = messageId;
+        this.ids = next;
+      } else {
+        const set = new Set(ids);
+        set.add(messageId);
+        this.ids = set;
+      }
+    } else ids.add(messageId);
+  }
+
+  /** The message ids, in arrival order (a copy, or the Set itself: callers only iterate). */
+  idList(): Iterable<string> {
+    const ids = this.ids;
+    return ids === null ? [] : typeof ids === 'string' ? [ids] : ids;
   }
 }
 
@@ -157,6 +185,11 @@ export class PartitionEngine {
   private recentSeq = 0;
   /** Remembered entries created or extended since the last {@link takeRecentChanges}. */
   private readonly recentChanged = new Set<RecentlyClosed>();
+  /**
+   * Ids of restored streams that are not `${idPrefix}${seq}` (a snapshot written with another prefix):
+   * kept here, so that the usual stream stores no id at all.
+   */
+  private readonly foreignIds = new Map<LiveStream, StreamId>();
 
   constructor(options: PartitionEngineOptions) {
     this.clock = options.clock;
@@ -290,7 +323,16 @@ export class PartitionEngine {
    */
   exportStreams(ids: ReadonlySet<StreamId>): StreamRow[] {
     const out: LiveStream[] = [];
-    for (const s of this.timers.values()) if (ids.has(s.id)) out.push(s);
+    const seqs = new Set<number>();
+    for (const id of ids) {
+      const seq = this.seqOf(id);
+      if (seq !== null) seqs.add(seq);
+    }
+    const foreign = this.foreignIds;
+    for (const s of this.timers.values()) {
+      const id = foreign.size > 0 ? foreign.get(s) : undefined;
+      if (id === undefined ? seqs.has(s.seq) : ids.has(id)) out.push(s);
+    }
     return out.sort((a, b) => a.seq - b.seq).map((s) => this.rowOf(s));
   }
 
@@ -325,10 +367,10 @@ export class PartitionEngine {
       if (seen.has(row.seq)) throw new EngineStateError(`two streams with sequence number ${row.seq}`);
       seen.add(row.seq);
       if (row.seq > maxSeq) maxSeq = row.seq;
-      const s = new LiveStream(row.seq, row.id, slot, row.key, row.first, row.last, row.expireAt);
+      const s = new LiveStream(row.seq, slot, row.key, row.first, row.last, row.expireAt);
+      if (row.id !== this.idPrefix + row.seq) this.foreignIds.set(s, row.id);
       s.version = row.version;
       s.fireAt = row.fireAt ?? NEVER;
-      s.due = Math.min(s.fireAt, s.expireAt);
       const crit = slot.criteria;
       let any = false;
       const counts = row.counts.map((c, i) => {
@@ -360,6 +402,23 @@ export class PartitionEngine {
   }
 
   // ---- internals --------------------------------------------------------------------------
+
+  /** The stream's id: derived from its sequence number, not stored (see {@link LiveStream}). */
+  private idOf(s: LiveStream): StreamId {
+    if (this.foreignIds.size > 0) {
+      const id = this.foreignIds.get(s);
+      if (id !== undefined) return id;
+    }
+    return this.idPrefix + s.seq;
+  }
+
+  /** The sequence number `id` names if it has the form `${idPrefix}${seq}`, else null. */
+  private seqOf(id: StreamId): number | null {
+    if (!id.startsWith(this.idPrefix)) return null;
+    const digits = id.slice(this.idPrefix.length);
+    const seq = Number(digits);
+    return Number.isSafeInteger(seq) && String(seq) === digits ? seq : null;
+  }
 
   /** Lets the clock see `eventTime`, then closes whatever became due. Returns the current time. */
   private punctuate(eventTime: Instant): Instant {
@@ -440,21 +499,15 @@ export class PartitionEngine {
     const fire = s.fireAt < now;
     const pipeline = fire ? def.firePipeline : def.expirePipeline;
     if (s.slot.streams.get(s.key) === s) s.slot.streams.delete(s.key);
+    const id = this.idOf(s);
+    if (this.foreignIds.size > 0) this.foreignIds.delete(s);
     s.version++;
     if (this.duplicateWindow > 0 && s.ids !== null) {
-      const ids = s.ids;
-      this.remember(
-        s.slot,
-        s.key,
-        s.id,
-        s.version,
-        now + this.duplicateWindow,
-        typeof ids === 'string' ? [ids] : ids,
-      );
+      this.remember(s.slot, s.key, id, s.version, now + this.duplicateWindow, s.idList());
     }
     this.effects.push({
       type: fire ? 'fired' : 'expired',
-      streamId: s.id,
+      streamId: id,
       trigger: def.name,
       version: s.version,
       key: s.key,
@@ -494,7 +547,7 @@ export class PartitionEngine {
       if (s.has(event.message_id)) {
         this.effects.push({
           type: 'duplicateIgnored',
-          streamId: s.id,
+          streamId: this.idOf(s),
           trigger: slot.def.name,
           version: s.version,
           messageId: event.message_id,
@@ -523,22 +576,15 @@ export class PartitionEngine {
     // remembered now, so a duplicate of one of them is not counted in the new stream.
     const old = slot.streams.get(key);
     if (old?.ids != null) {
-      const ids = old.ids;
-      this.remember(
-        slot,
-        key,
-        old.id,
-        old.version,
-        old.due + this.duplicateWindow,
-        typeof ids === 'string' ? [ids] : ids,
-      );
+      this.remember(slot, key, this.idOf(old), old.version, old.due + this.duplicateWindow, old.idList());
     }
     const seq = this.nextSeq++;
-    const s = new LiveStream(seq, this.idPrefix + seq, slot, flatten(key), ts, ts, expireAt);
+    const s = new LiveStream(seq, slot, flatten(key), ts, ts, expireAt);
+    const id = this.idPrefix + seq;
     slot.streams.set(key, s);
     this.effects.push({
       type: 'streamOpened',
-      streamId: s.id,
+      streamId: id,
       trigger: slot.def.name,
       version: 1,
       key,
@@ -550,7 +596,7 @@ export class PartitionEngine {
     s.remember(event.message_id);
     this.effects.push({
       type: 'eventAdded',
-      streamId: s.id,
+      streamId: id,
       trigger: slot.def.name,
       version: 2,
       event,
@@ -558,8 +604,7 @@ export class PartitionEngine {
       last: ts,
       expireAt,
     });
-    this.evaluateFire(s, event, now);
-    s.due = Math.min(s.fireAt, expireAt);
+    this.evaluateFire(s, event, now, id);
     this.timers.push(s);
   }
 
@@ -568,6 +613,8 @@ export class PartitionEngine {
     const first = Math.min(ts, s.first);
     const last = Math.max(ts, s.last);
     const expireAt = s.slot.def.expiration(first, last, now);
+    const due = s.due;
+    const id = this.idOf(s);
     s.first = first;
     s.last = last;
     s.expireAt = expireAt;
@@ -575,7 +622,7 @@ export class PartitionEngine {
     s.version++;
     this.effects.push({
       type: 'eventAdded',
-      streamId: s.id,
+      streamId: id,
       trigger: s.slot.def.name,
       version: s.version,
       event,
@@ -583,16 +630,12 @@ export class PartitionEngine {
       last,
       expireAt,
     });
-    this.evaluateFire(s, event, now);
-    const due = Math.min(s.fireAt, expireAt);
-    if (due !== s.due) {
-      s.due = due;
-      this.timers.update(s);
-    }
+    this.evaluateFire(s, event, now, id);
+    if (s.due !== due) this.timers.update(s);
   }
 
   /** Counts the new event against each unmet criterion; schedules the fire when all are met. */
-  private evaluateFire(s: LiveStream, event: Event, now: Instant): void {
+  private evaluateFire(s: LiveStream, event: Event, now: Instant, id: StreamId): void {
     if (s.fireAt !== NEVER) return;
     const criteria = s.slot.criteria;
     const n = criteria.length;
@@ -619,7 +662,7 @@ export class PartitionEngine {
     s.version++;
     this.effects.push({
       type: 'fireScheduled',
-      streamId: s.id,
+      streamId: id,
       trigger: s.slot.def.name,
       version: s.version,
       fireAt: s.fireAt,
@@ -628,9 +671,8 @@ export class PartitionEngine {
 
   private rowOf(s: LiveStream): StreamRow {
     const n = s.slot.criteria.length;
-    const ids = s.ids;
     return {
-      id: s.id,
+      id: this.idOf(s),
       seq: s.seq,
       trigger: s.slot.def.name,
       key: s.key,
@@ -640,7 +682,7 @@ export class PartitionEngine {
       fireAt: s.fireAt === NEVER ? null : s.fireAt,
       version: s.version,
       counts: s.counts === null ? new Array<number>(n).fill(0) : [...s.counts],
-      messageIds: ids === null ? [] : typeof ids === 'string' ? [ids] : [...ids],
+      messageIds: [...s.idList()],
     };
   }
 }

@@ -8,8 +8,8 @@
  * entries behind. One entry per live stream, never more.
  */
 export interface TimerEntry {
-  /** When the entry is due (microseconds); `Infinity` if never. */
-  due: number;
+  /** When the entry is due (microseconds); `Infinity` if never. Read only by the queue (may be a getter). */
+  readonly due: number;
   /** Tie-breaker: the stream's sequence number (unique within the partition). */
   readonly seq: number;
   /** Slot in the heap array, or -1 when not queued. Owned by the queue. */
