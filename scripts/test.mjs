@@ -2,7 +2,8 @@
 // Runs the test suite with node's built-in test runner (TypeScript through tsx).
 // Usage: node scripts/test.mjs [unit|integration|all] [extra node --test flags]
 // Integration tests need Kafka and Postgres (`npm run infra:up`); the environment variables
-// KAFKA_BROKERS and DATABASE_URL (or .infra/env written by infra:up) tell them where.
+// KAFKA_BROKERS and DATABASE_URL (or .infra/env written by infra:up) tell them where; SCHEMA_REGISTRY_URL
+// (or .infra/registry.env written by scripts/registry.sh up) points the Avro tests at a real registry.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -28,11 +29,14 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-// Pick up the addresses that `npm run infra:up` recorded, unless the caller set them.
+// Pick up the addresses that `npm run infra:up` (env) and `scripts/registry.sh up` (registry.env:
+// SCHEMA_REGISTRY_URL, else the Avro tests use an in-test registry) recorded, unless the caller set them.
 const env = { ...process.env };
-const infraEnv = join(root, '.infra', 'env');
-if (existsSync(infraEnv)) {
-  for (const line of readFileSync(infraEnv, 'utf8').split('\n')) {
+const infraDir = process.env.INFRA_DIR || join(root, '.infra');
+for (const file of ['env', 'registry.env']) {
+  const path = join(infraDir, file);
+  if (!existsSync(path)) continue;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
     const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
     if (m && env[m[1]] === undefined) env[m[1]] = m[2];
   }

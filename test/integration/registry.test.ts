@@ -4,9 +4,17 @@
  * fake of the same REST API; this file checks that what the fake answers is what a real one answers,
  * for everything src/kafka/schema-registry.ts relies on (ids, idempotent registration, schemas by id,
  * 404 for an unknown id). Skipped, with the reason, when SCHEMA_REGISTRY_URL is not set.
+ *
+ * Also scripts/registry.sh's failure paths, each with its own state directory, cache and port, so they are
+ * fast (no build, no registry started) and never touch a registry other tests use.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfluentSchemaSource, NotificationSchemas } from '../../src/kafka/schema-registry.js';
 import type { Event } from '../../src/model/event.js';
@@ -145,5 +153,103 @@ describe('a real schema registry (SCHEMA_REGISTRY_URL)', { skip, timeout: INTEGR
     const value = frame(unknown, Buffer.from([0]));
     await codec.prepare([value]);
     assert.throws(() => codec.decodeStreamRecord(value), UnknownSchemaError);
+  });
+});
+
+const SCRIPT = new URL('../../scripts/registry.sh', import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function runRegistry(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile('bash', [SCRIPT, ...args], { env, timeout: 30_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A state directory, a build cache and a port of the test's own; removed when it ends. */
+function sandbox(t: { after(fn: () => unknown): void }, extra: NodeJS.ProcessEnv = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'registry-test-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    INFRA_DIR: join(dir, 'infra'),
+    REGISTRY_CACHE_DIR: join(dir, 'cache'),
+    // Nothing listens there (checked by the tests that need it).
+    REGISTRY_PORT: '1',
+    ...extra,
+  };
+  return { dir, env };
+}
+
+describe('scripts/registry.sh failure paths', { timeout: INTEGRATION_TIMEOUT_MS }, () => {
+  test('an unknown command: usage, exit 2', async () => {
+    const run = await runRegistry(['start'], process.env);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /usage: .*registry\.sh up\|down\|status/);
+  });
+
+  test('a Maven that cannot fetch: exit 1 with its error line, the log named, no registry.env', async (t) => {
+    const { dir, env } = sandbox(t);
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'mvn'),
+      '#!/bin/sh\necho "[ERROR] Failed to execute goal: Could not transfer artifact from central"\nexit 1\n',
+    );
+    chmodSync(join(bin, 'mvn'), 0o755);
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const run = await runRegistry(['up'], {
+      ...env,
+      REGISTRY_PORT: String(port),
+      PATH: `${bin}${delimiter}${process.env.PATH ?? ''}`,
+    });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /maven: \[ERROR\] Failed to execute goal: Could not transfer artifact/);
+    assert.match(
+      run.stderr,
+      /registry: error: fetching the served config modules failed \(is Maven Central reachable\?\)\. Full log: .*build\.log/,
+    );
+    assert.doesNotMatch(run.stderr, /^\s+at /m, 'no stack trace');
+    assert.ok(!existsSync(join(env.INFRA_DIR as string, 'registry.env')));
+  });
+
+  test('a taken port: exit 1 naming the process holding it and REGISTRY_PORT, before any build', async (t) => {
+    const { env } = sandbox(t);
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => server.close());
+    const { port } = server.address() as { port: number };
+    const run = await runRegistry(['up'], { ...env, REGISTRY_PORT: String(port) });
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, new RegExp(`port ${port} is already in use by pid ${process.pid} \\(`));
+    assert.match(run.stderr, /pick another port with REGISTRY_PORT=<port>/);
+    assert.doesNotMatch(run.stderr, /building/);
+  });
+
+  test('a stale pid file (a live process that is not the registry): stopped, forgotten, never killed', async (t) => {
+    const { env } = sandbox(t);
+    const state = join(env.INFRA_DIR as string, 'registry');
+    mkdirSync(state, { recursive: true });
+    writeFileSync(join(state, 'registry.pid'), `${process.pid}\n`);
+    const status = await runRegistry(['status'], env);
+    assert.equal(status.code, 1);
+    assert.match(status.stdout, /registry {2}stopped/);
+    assert.ok(!existsSync(join(state, 'registry.pid')), 'the stale pid file is removed');
+    writeFileSync(join(state, 'registry.pid'), `${process.pid}\n`);
+    writeFileSync(join(env.INFRA_DIR as string, 'registry.env'), 'SCHEMA_REGISTRY_URL=http://127.0.0.1:1\n');
+    const down = await runRegistry(['down'], env);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stderr, /registry: not running/);
+    assert.ok(!existsSync(join(env.INFRA_DIR as string, 'registry.env')), 'down removes registry.env');
   });
 });
