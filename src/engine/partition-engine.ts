@@ -51,8 +51,49 @@ class RecentlyClosed {
   ) {}
 }
 
+/**
+ * The µs timestamps of a trigger's live streams, one column per field, a stream's values at its
+ * `ix`. A field of an object holding a number beyond the small-integer range (every µs timestamp)
+ * points to a 16-byte heap number, 24 B in all; an array holding only numbers stores them unboxed,
+ * 8 B each. Slots of closed streams are reused (a free list), so the columns are as long as the
+ * most streams live at once.
+ */
+class TimeColumns {
+  readonly first: number[] = [];
+  readonly last: number[] = [];
+  readonly expireAt: number[] = [];
+  /** `Infinity` while not scheduled. */
+  readonly fireAt: number[] = [];
+  private readonly free: number[] = [];
+
+  /** A slot for a new stream, with its first values. */
+  alloc(first: number, last: number, expireAt: number, fireAt: number): number {
+    const ix = this.free.pop();
+    if (ix === undefined) {
+      // Appending to every column keeps them dense (never holey) and equally long.
+      this.first.push(first);
+      this.last.push(last);
+      this.expireAt.push(expireAt);
+      this.fireAt.push(fireAt);
+      return this.first.length - 1;
+    }
+    this.first[ix] = first;
+    this.last[ix] = last;
+    this.expireAt[ix] = expireAt;
+    this.fireAt[ix] = fireAt;
+    return ix;
+  }
+
+  /** Frees a closed stream's slot for reuse. */
+  release(ix: number): void {
+    this.free.push(ix);
+  }
+}
+
 /** Per-trigger state: the definition and its live streams by distinguishing key. */
 class TriggerSlot {
+  /** The timestamps of this trigger's live streams (see {@link LiveStream}). */
+  readonly times = new TimeColumns();
   /** The newest stream of each key; an older one may still wait in the timer queue to expire. */
   readonly streams = new Map<string, LiveStream>();
   /** Closed streams' message ids by key, within the duplicate window (see PartitionEngineOptions). */
@@ -85,30 +126,63 @@ const SMALL_IDS = 8;
  * a worker holds hundreds of thousands of these (the target is ≤ 500 B per live stream, issue #7). No
  * events, no distinguishing values (the effects carry them to the store), no stream id (it is
  * `${idPrefix}${seq}`, see {@link PartitionEngine.idOf}), no stored due time (it is min(fireAt,
- * expireAt)). Message ids: a single one as the string itself, since many streams never see a second
+ * expireAt)), and the timestamps unboxed in the trigger's {@link TimeColumns} at `ix`. Message ids: a single one as the string itself, since many streams never see a second
  * event; a few in an array (a Set costs ~4× as much); a Set only beyond {@link SMALL_IDS}.
  */
 class LiveStream {
   heapIndex = -1;
-  fireAt: number = NEVER;
   /** Per-criterion counts; null while all are zero (allocated on the first matching event). */
   counts: number[] | null = null;
   /** The message ids in the stream, in arrival order: one string, an array, or a Set. */
   ids: string | string[] | Set<string> | null = null;
   version = 1;
+  /** Slot in `slot.times`; released when the stream closes (the object must not be used after). */
+  readonly ix: number;
 
   constructor(
     readonly seq: number,
     readonly slot: TriggerSlot,
     readonly key: string,
-    public first: number,
-    public last: number,
-    public expireAt: number,
-  ) {}
+    first: number,
+    last: number,
+    expireAt: number,
+    fireAt: number,
+  ) {
+    this.ix = slot.times.alloc(first, last, expireAt, fireAt);
+  }
+
+  /** Earliest event timestamp. */
+  get first(): number {
+    return this.slot.times.first[this.ix] as number;
+  }
+  set first(t: number) {
+    this.slot.times.first[this.ix] = t;
+  }
+  /** Latest event timestamp. */
+  get last(): number {
+    return this.slot.times.last[this.ix] as number;
+  }
+  set last(t: number) {
+    this.slot.times.last[this.ix] = t;
+  }
+  get expireAt(): number {
+    return this.slot.times.expireAt[this.ix] as number;
+  }
+  set expireAt(t: number) {
+    this.slot.times.expireAt[this.ix] = t;
+  }
+  /** When it fires; `NEVER` while the fire criteria are unmet. */
+  get fireAt(): number {
+    return this.slot.times.fireAt[this.ix] as number;
+  }
+  set fireAt(t: number) {
+    this.slot.times.fireAt[this.ix] = t;
+  }
 
   /** min(fireAt, expireAt): when the timer queue must look at it. */
   get due(): number {
-    return Math.min(this.fireAt, this.expireAt);
+    const times = this.slot.times;
+    return Math.min(times.fireAt[this.ix] as number, times.expireAt[this.ix] as number);
   }
 
   has(messageId: string): boolean {
@@ -367,10 +441,17 @@ export class PartitionEngine {
       if (seen.has(row.seq)) throw new EngineStateError(`two streams with sequence number ${row.seq}`);
       seen.add(row.seq);
       if (row.seq > maxSeq) maxSeq = row.seq;
-      const s = new LiveStream(row.seq, slot, row.key, row.first, row.last, row.expireAt);
+      const s = new LiveStream(
+        row.seq,
+        slot,
+        row.key,
+        row.first,
+        row.last,
+        row.expireAt,
+        row.fireAt ?? NEVER,
+      );
       if (row.id !== this.idPrefix + row.seq) this.foreignIds.set(s, row.id);
       s.version = row.version;
-      s.fireAt = row.fireAt ?? NEVER;
       const crit = slot.criteria;
       let any = false;
       const counts = row.counts.map((c, i) => {
@@ -518,6 +599,7 @@ export class PartitionEngine {
       at: now,
       due: fire ? s.fireAt : s.expireAt,
     });
+    s.slot.times.release(s.ix);
   }
 
   private join(
@@ -579,7 +661,7 @@ export class PartitionEngine {
       this.remember(slot, key, this.idOf(old), old.version, old.due + this.duplicateWindow, old.idList());
     }
     const seq = this.nextSeq++;
-    const s = new LiveStream(seq, slot, flatten(key), ts, ts, expireAt);
+    const s = new LiveStream(seq, slot, flatten(key), ts, ts, expireAt, NEVER);
     const id = this.idPrefix + seq;
     slot.streams.set(key, s);
     this.effects.push({
