@@ -10,6 +10,7 @@
  */
 import type { Distiller } from '../distill/index.js';
 import { describeKafkaError } from '../kafka/errors.js';
+import { PartitionCache } from '../kafka/partitioner.js';
 import { streamRecordKey } from '../kafka/records.js';
 import type { Consumer, EachBatchPayload, Producer } from '../kafka/types.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
@@ -31,7 +32,7 @@ export interface OutboundMessage {
   readonly topic: string;
   readonly key: string | Buffer | null;
   readonly value: string | Buffer | null;
-  /** Set for ticks (one per partition); otherwise the key decides. */
+  /** Set for ticks (one per partition) and for the router's records; otherwise the key decides. */
   readonly partition?: number;
   readonly headers?: Readonly<Record<string, string>>;
 }
@@ -74,6 +75,12 @@ export interface RouterOptions {
    * value goes to the JSON distiller like any other, which dead-letters it as `invalid_json`.
    */
   readonly avroNotifications?: AvroNotificationDecoder;
+  /**
+   * Partitions of the stream-events topic. When given, every record carries its partition, computed
+   * (and cached per key) exactly as the producer's default partitioner would from its key, which saves
+   * the client library's slow hash; pipeline-emitted records, partitioned by the producer, agree.
+   */
+  readonly streamEventsPartitions?: number;
 }
 
 /** Default of {@link RouterOptions.maxNotificationBytes}: 1 MiB, the broker's default message limit. */
@@ -118,6 +125,9 @@ export class Router {
       streamEventsTopic: options.streamEventsTopic,
       matched: this.counts.matched,
       ...(options.codec === undefined ? {} : { codec: options.codec }),
+      ...(options.streamEventsPartitions === undefined
+        ? {}
+        : { partitions: new PartitionCache(options.streamEventsPartitions) }),
     };
   }
 
@@ -268,6 +278,11 @@ export interface EventRecordTarget {
    * numbers: the metrics read them per chunk, not per event).
    */
   readonly matched?: number[];
+  /**
+   * When given, records get an explicit partition from it (the default partitioner's choice for their
+   * key); otherwise the producer's partitioner decides.
+   */
+  readonly partitions?: PartitionCache;
 }
 
 /**
@@ -282,7 +297,7 @@ export function appendEventRecords(
   target: EventRecordTarget,
   watermark?: Instant,
 ): number {
-  const { triggers, streamEventsTopic, matched } = target;
+  const { triggers, streamEventsTopic, matched, partitions } = target;
   const codec = target.codec ?? jsonCodec;
   let joined = 0;
   for (let i = 0; i < triggers.length; i++) {
@@ -291,17 +306,19 @@ export function appendEventRecords(
     if (!match.matched) continue;
     joined++;
     if (matched !== undefined) matched[i] = (matched[i] ?? 0) + 1;
-    out.push({
-      topic: streamEventsTopic,
-      key: streamRecordKey(def.name, match.key),
-      value: codec.encodeStreamEvent({
-        trigger: def.name,
-        key: match.key,
-        distinguishing: match.distinguishing,
-        event,
-        ...(watermark === undefined ? {} : { watermark }),
-      }),
+    const key = streamRecordKey(def.name, match.key);
+    const value = codec.encodeStreamEvent({
+      trigger: def.name,
+      key: match.key,
+      distinguishing: match.distinguishing,
+      event,
+      ...(watermark === undefined ? {} : { watermark }),
     });
+    out.push(
+      partitions === undefined
+        ? { topic: streamEventsTopic, key, value }
+        : { topic: streamEventsTopic, key, value, partition: partitions.of(key) },
+    );
   }
   return joined;
 }

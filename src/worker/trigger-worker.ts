@@ -156,6 +156,8 @@ export class TriggerWorker {
             deadLetterTopic: topics.dead_letter,
             maxNotificationBytes: settings.trigger_worker.max_notification_bytes,
             codec,
+            // Unknown (0) only if the topic vanished meanwhile: then the producer's partitioner decides.
+            ...(partitions > 0 ? { streamEventsPartitions: partitions } : {}),
             ...(options.avroNotifications === undefined
               ? {}
               : { avroNotifications: options.avroNotifications }),

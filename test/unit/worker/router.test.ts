@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { loadConfig, type WinchesterConfig } from '../../../src/config/index.js';
+import { kafkajsKeyPartition } from '../../../src/kafka/partitioner.js';
 import { decodeStreamRecord, streamRecordKey } from '../../../src/kafka/records.js';
 import { generateNotifications } from '../../../src/notigen/index.js';
 import {
@@ -79,6 +80,36 @@ describe('Router (pure core)', () => {
     assert.deepEqual({ ...r.counts.deadLettered }, { invalid_json: 1, empty_value: 1, not_an_object: 1 });
     assert.equal(r.counts.unmatched, 1);
     assert.ok(r.highestEventTime !== null);
+  });
+
+  test('with the partition count, each record carries the partition kafkajs would choose for its key; nothing else changes', () => {
+    const input = [
+      ...generateNotifications({ seed: 5, instances: 20, days: 1, count: 300, osloEnvelope: 0.2 }),
+    ].map((n, i) => msg(i, JSON.stringify(n)));
+    input.push(msg(999, '{not json'));
+    for (const partitions of [1, 7, 12]) {
+      const plain = router().route('n', 0, input);
+      const withPartitions = new Router({
+        distiller: config.distiller!,
+        triggers: config.triggers,
+        streamEventsTopic: 'se',
+        deadLetterTopic: 'dl',
+        streamEventsPartitions: partitions,
+      }).route('n', 0, input);
+      assert.equal(withPartitions.length, plain.length);
+      const used = new Set<number>();
+      for (let i = 0; i < plain.length; i++) {
+        const { partition, ...rest } = withPartitions[i]!;
+        assert.deepEqual(rest, plain[i], 'same record, same order');
+        if (rest.topic === 'dl') {
+          assert.equal(partition, undefined, 'dead letters keep the default partitioner');
+          continue;
+        }
+        assert.equal(partition, kafkajsKeyPartition(String(rest.key), partitions));
+        used.add(partition!);
+      }
+      assert.equal(used.size > 1, partitions > 1, 'streams spread over the partitions');
+    }
   });
 
   test('an oslo-wrapped notification routes exactly like the bare one', () => {
