@@ -124,8 +124,8 @@ const SMALL_IDS = 8;
 /**
  * What the engine keeps per stream: only what evaluation needs, in as few fields as possible, because
  * a worker holds hundreds of thousands of these (the target is ≤ 500 B per live stream, issue #7). No
- * events, no distinguishing values (the effects carry them to the store), no stream id (it is
- * `${idPrefix}${seq}`, see {@link PartitionEngine.idOf}), no stored due time (it is min(fireAt,
+ * events, no distinguishing values (the effects carry them to the store), the stream id only once a
+ * second event needs it (see {@link PartitionEngine.idOf}), no stored due time (it is min(fireAt,
  * expireAt)), and the timestamps unboxed in the trigger's {@link TimeColumns} at `ix`. Message ids: a single one as the string itself, since many streams never see a second
  * event; a few in an array (a Set costs ~4× as much); a Set only beyond {@link SMALL_IDS}.
  */
@@ -136,6 +136,11 @@ class LiveStream {
   /** The message ids in the stream, in arrival order: one string, an array, or a Set. */
   ids: string | string[] | Set<string> | null = null;
   version = 1;
+  /**
+   * The stream id: null until needed again after the stream opened (it is `${idPrefix}${seq}`), or
+   * the id a restored row came with.
+   */
+  id: StreamId | null = null;
   /** Slot in `slot.times`; released when the stream closes (the object must not be used after). */
   readonly ix: number;
 
@@ -259,11 +264,6 @@ export class PartitionEngine {
   private recentSeq = 0;
   /** Remembered entries created or extended since the last {@link takeRecentChanges}. */
   private readonly recentChanged = new Set<RecentlyClosed>();
-  /**
-   * Ids of restored streams that are not `${idPrefix}${seq}` (a snapshot written with another prefix):
-   * kept here, so that the usual stream stores no id at all.
-   */
-  private readonly foreignIds = new Map<LiveStream, StreamId>();
 
   constructor(options: PartitionEngineOptions) {
     this.clock = options.clock;
@@ -359,8 +359,8 @@ export class PartitionEngine {
 
   /** The time the next stream becomes due (it closes once now is past it), or null if none. */
   nextDue(): Instant | null {
-    const top = this.timers.peek();
-    return top === undefined || top.due === NEVER ? null : top.due;
+    const due = this.timers.peekDue();
+    return due === NEVER ? null : due;
   }
 
   /** A copy of the live state, for a checkpoint or to hand the partition to another worker. */
@@ -402,10 +402,9 @@ export class PartitionEngine {
       const seq = this.seqOf(id);
       if (seq !== null) seqs.add(seq);
     }
-    const foreign = this.foreignIds;
     for (const s of this.timers.values()) {
-      const id = foreign.size > 0 ? foreign.get(s) : undefined;
-      if (id === undefined ? seqs.has(s.seq) : ids.has(id)) out.push(s);
+      const id = s.id;
+      if (id === null ? seqs.has(s.seq) : ids.has(id)) out.push(s);
     }
     return out.sort((a, b) => a.seq - b.seq).map((s) => this.rowOf(s));
   }
@@ -450,7 +449,7 @@ export class PartitionEngine {
         row.expireAt,
         row.fireAt ?? NEVER,
       );
-      if (row.id !== this.idPrefix + row.seq) this.foreignIds.set(s, row.id);
+      if (row.id !== this.idPrefix + row.seq) s.id = row.id;
       s.version = row.version;
       const crit = slot.criteria;
       let any = false;
@@ -484,13 +483,23 @@ export class PartitionEngine {
 
   // ---- internals --------------------------------------------------------------------------
 
-  /** The stream's id: derived from its sequence number, not stored (see {@link LiveStream}). */
+  /**
+   * The stream's id, kept from now on: a stream that takes a second event likely takes more, and
+   * converting the sequence number for every event costs ~15% of the engine's throughput. A stream
+   * that never does (most of a worker's live set) keeps no id string.
+   */
   private idOf(s: LiveStream): StreamId {
-    if (this.foreignIds.size > 0) {
-      const id = this.foreignIds.get(s);
-      if (id !== undefined) return id;
+    let id = s.id;
+    if (id === null) {
+      id = this.idPrefix + s.seq;
+      s.id = id;
     }
-    return this.idPrefix + s.seq;
+    return id;
+  }
+
+  /** The stream's id without keeping it (for a stream about to close, or an export). */
+  private peekId(s: LiveStream): StreamId {
+    return s.id ?? this.idPrefix + s.seq;
   }
 
   /** The sequence number `id` names if it has the form `${idPrefix}${seq}`, else null. */
@@ -507,8 +516,7 @@ export class PartitionEngine {
     clock.observe(eventTime);
     const now = clock.now();
     if (now > this.current) this.current = now;
-    const top = this.timers.peek();
-    if (top !== undefined && top.due < this.current) this.runDue(this.current);
+    if (this.timers.peekDue() < this.current) this.runDue(this.current);
     this.forgetRecent(this.current);
     return this.current;
   }
@@ -517,9 +525,8 @@ export class PartitionEngine {
   private forgetRecent(now: Instant): void {
     const timers = this.recentTimers;
     for (;;) {
-      const r = timers.peek();
-      if (r === undefined || !(r.due < now)) return;
-      timers.pop();
+      if (!(timers.peekDue() < now)) return;
+      const r = timers.pop() as RecentlyClosed;
       r.slot.recent.delete(r.key);
       this.recentChanged.delete(r);
     }
@@ -564,10 +571,8 @@ export class PartitionEngine {
   private runDue(now: Instant): number {
     const timers = this.timers;
     let closed = 0;
-    for (;;) {
-      const s = timers.peek();
-      if (s === undefined || !(s.due < now)) break;
-      timers.pop();
+    while (timers.peekDue() < now) {
+      const s = timers.pop() as LiveStream;
       this.close(s, now);
       closed++;
     }
@@ -580,8 +585,7 @@ export class PartitionEngine {
     const fire = s.fireAt < now;
     const pipeline = fire ? def.firePipeline : def.expirePipeline;
     if (s.slot.streams.get(s.key) === s) s.slot.streams.delete(s.key);
-    const id = this.idOf(s);
-    if (this.foreignIds.size > 0) this.foreignIds.delete(s);
+    const id = this.peekId(s);
     s.version++;
     if (this.duplicateWindow > 0 && s.ids !== null) {
       this.remember(s.slot, s.key, id, s.version, now + this.duplicateWindow, s.idList());
@@ -658,7 +662,7 @@ export class PartitionEngine {
     // remembered now, so a duplicate of one of them is not counted in the new stream.
     const old = slot.streams.get(key);
     if (old?.ids != null) {
-      this.remember(slot, key, this.idOf(old), old.version, old.due + this.duplicateWindow, old.idList());
+      this.remember(slot, key, this.peekId(old), old.version, old.due + this.duplicateWindow, old.idList());
     }
     const seq = this.nextSeq++;
     const s = new LiveStream(seq, slot, flatten(key), ts, ts, expireAt, NEVER);
@@ -754,7 +758,7 @@ export class PartitionEngine {
   private rowOf(s: LiveStream): StreamRow {
     const n = s.slot.criteria.length;
     return {
-      id: this.idOf(s),
+      id: this.peekId(s),
       seq: s.seq,
       trigger: s.slot.def.name,
       key: s.key,
