@@ -119,6 +119,9 @@ function fromKafkaClient(error: unknown): boolean {
 export function workerKafka(config: WinchesterConfig, log: Logger): Kafka {
   return createKafka(
     kafkaClientOptions(config.settings.kafka, {
+      // kafkajs gives up on a group coordinator it cannot find after its 5 retries (~10 s) and does not
+      // restart the consumer: a broker restart would end the worker. Long-running workers wait longer.
+      retry: { retries: config.settings.kafka.retries, initialRetryTime: 300, maxRetryTime: 10_000 },
       logLevel: 'warn',
       logSink: (r: KafkaLogRecord) =>
         log(kafkaLevel(r), r.message, { component: `kafka.${r.namespace}`, ...pickKafkaFields(r.fields) }),

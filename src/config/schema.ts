@@ -161,6 +161,12 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
       },
     ),
     client_id: str('winchester', 'Kafka client id (consumer group ids are derived from it).'),
+    retries: int(
+      10,
+      "Retries of a failed request by a worker's Kafka client, backing off from 0.3 s, doubling, to at most 10 s (with jitter). The default rides out about a minute of broker outage (a restart, a leader moving) before a consumer gives up and its worker exits 1; the command-line tools keep kafkajs' 5.",
+      0,
+      100,
+    ),
     partitions: int(
       12,
       'Partition count used when winchester creates its internal topics (the most trigger workers that can share the work).',

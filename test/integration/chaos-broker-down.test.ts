@@ -32,6 +32,8 @@ for (const command of ['trigger-worker', 'pipeline-worker']) {
       env: {
         DATABASE_URL: db.url,
         KAFKA_BROKERS: `127.0.0.1:${await closedPort()}`,
+        // Workers ride out a minute of outage by default (kafka.retries); give up after two tries here.
+        WINCHESTER_KAFKA_RETRIES: '1',
         WINCHESTER_METRICS_PORT: '0',
         WINCHESTER_LOG_LEVEL: 'error',
       },
