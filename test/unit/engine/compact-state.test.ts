@@ -1,6 +1,6 @@
 /**
- * The engine keeps as little as it can per live stream (issue #7): no stored stream id (derived from
- * the prefix and sequence number), timestamps in shared columns whose slots are reused, message ids as
+ * The engine keeps as little as it can per live stream (issue #7): a stream id string only once a
+ * second event needs it (else derived from the prefix and sequence number), timestamps in shared columns whose slots are reused, message ids as
  * one string, a small array or a Set. These tests pin down that none of it is observable.
  */
 import assert from 'node:assert/strict';
@@ -37,7 +37,7 @@ function row(over: Partial<StreamRow>): StreamRow {
   };
 }
 
-describe('stream ids are derived, not stored', () => {
+describe('stream ids are derived until kept', () => {
   test('a restored stream whose id is not prefix + seq keeps that id in every effect and export', () => {
     const engine = engineWith();
     const snap: PartitionSnapshot = { nextSeq: 6, now: T0, streams: [row({ id: 'old-5' })] };

@@ -270,6 +270,7 @@ describe('timer queue', () => {
             assert.equal(q.size, live.length);
             sortLive();
             assert.equal(q.peek(), live[0]);
+            assert.equal(q.peekDue(), live[0]?.due ?? Number.POSITIVE_INFINITY);
           }
           const drained: Entry[] = [];
           for (let e = q.pop(); e !== undefined; e = q.pop()) drained.push(e);
