@@ -17,3 +17,6 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 const { main } = await import(entry.href);
 process.exitCode = await main(process.argv.slice(2));
+// The command is done. A library's timer (kafkajs retrying a request its stopped client no longer needs)
+// must not keep the process alive: give pending output a moment, then exit with the command's status.
+setTimeout(() => process.exit(), 3000).unref();

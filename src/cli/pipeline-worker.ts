@@ -6,6 +6,7 @@ import { loadHandlerClasses } from '../pipeline/registry.js';
 import { PipelineService, pipelineGroupId } from '../worker/pipeline-service.js';
 import { type CliIo, type Command, parseCommandArgs } from './io.js';
 import {
+  closeWorkerPool,
   fatalStop,
   loadWorkerConfig,
   logConfigWarnings,
@@ -138,7 +139,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     log('info', 'pipeline worker stopped');
     return 0;
   } finally {
-    await pool.end().catch(() => undefined);
+    await closeWorkerPool(pool, log);
   }
 }
 

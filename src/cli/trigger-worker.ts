@@ -7,6 +7,7 @@ import { startWorkerOps, type WorkerOps } from '../metrics/ops.js';
 import { type TriggerStages, TriggerWorker, triggerGroupIds } from '../worker/trigger-worker.js';
 import { type CliIo, type Command, parseCommandArgs } from './io.js';
 import {
+  closeWorkerPool,
   fatalStop,
   loadWorkerConfig,
   logConfigWarnings,
@@ -156,7 +157,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     log('info', 'trigger worker stopped');
     return 0;
   } finally {
-    await pool.end().catch(() => undefined);
+    await closeWorkerPool(pool, log);
   }
 }
 

@@ -271,3 +271,24 @@ export function untilSignalled(target: Stoppable, log: Logger, abort?: AbortSign
     else abort?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * Closes a worker's database pool, waiting at most `ms`: a connection a revoked partition's checkpoint
+ * or a broken socket still holds must not keep a stopped worker alive (the process would then outlive its
+ * SIGTERM until the orchestrator kills it). Never rejects.
+ */
+export async function closeWorkerPool(pool: DatabasePool, log: Logger, ms = 5000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+    timer.unref();
+  });
+  const ended = pool.end().then(
+    () => 'ended' as const,
+    () => 'ended' as const,
+  );
+  if ((await Promise.race([ended, timedOut])) === 'timeout') {
+    log('warn', 'database pool did not close in time; leaving its connections to the exit', { ms });
+  }
+  clearTimeout(timer);
+}

@@ -35,6 +35,8 @@ const CONTRACT: Record<string, [string, string[]]> = {
   winchester_handler_failures_total: ['counter', ['handler', 'phase']],
   winchester_pipeline_new_events_total: ['counter', ['pipeline']],
   winchester_pipeline_retries_total: ['counter', ['pipeline']],
+  winchester_rows_pruned_total: ['counter', ['table']],
+  winchester_prune_errors_total: ['counter', ['table']],
 };
 
 describe('createMetrics', () => {
