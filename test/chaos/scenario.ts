@@ -372,6 +372,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         'worker processes started': f.started,
         'unexpected worker exits': f.unexpectedExits.length,
         'workers that failed to start in an outage (exit 1, restarted)': f.startFailuresInOutage,
+        'running workers whose consumer kafkajs gave up in a broker outage (exit 1, restarted)':
+          f.consumerGaveUpInOutage,
         'Kafka restarts': services.restarts.filter((r) => r.service === 'kafka').length,
         'PostgreSQL restarts': `${services.restarts.filter((r) => r.service === 'postgres').length} (${o.postgresStop})`,
         'database retries logged': logs.byMsg.get('database unavailable: retrying') ?? 0,
