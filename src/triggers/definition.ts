@@ -205,11 +205,20 @@ function compileTrigger(
     }
   }
 
-  // fire_pipeline / expire_pipeline: at least one.
+  // fire_pipeline / expire_pipeline: at least one. Absent or null means none; an empty name is an
+  // error: the reference takes '' for a pipeline that does not exist and errors every stream at fire.
   const pipelineName = (key: string): { name: string | null; pos: Pos | undefined } => {
     const e = node.get(key);
-    if (e === undefined || (e.value.kind === 'scalar' && (e.value.value === null || e.value.value === ''))) {
+    if (e === undefined || (e.value.kind === 'scalar' && e.value.value === null)) {
       return { name: null, pos: undefined };
+    }
+    if (e.value.kind === 'scalar' && typeof e.value.value === 'string' && e.value.value.trim() === '') {
+      problems.error(
+        file,
+        e.value.pos,
+        `${where}: ${key} is an empty pipeline name: name a pipeline of pipelines.yaml, or leave ${key} out`,
+      );
+      return { name: null, pos: e.value.pos };
     }
     if (e.value.kind !== 'scalar' || typeof e.value.value === 'boolean') {
       problems.error(file, e.value.pos, `${where}: ${key} must be a pipeline name, not ${describe(e.value)}`);
