@@ -28,68 +28,12 @@ KAFKA_PID_FILE="$KAFKA_DIR/kafka.pid"
 PG_DIR="$INFRA_DIR/postgres"
 PG_DATA="$PG_DIR/data"
 
-say() { printf 'infra: %s\n' "$*" >&2; }
-die() {
-  printf 'infra: error: %s\n' "$*" >&2
-  exit 1
-}
-now_ms() { date +%s%3N; }
-elapsed() { printf '%d.%ds' $((($(now_ms) - $1) / 1000)) $(((($(now_ms) - $1) % 1000) / 100)); }
+SCRIPT_TAG=infra
+# shellcheck source=lib/proc.sh
+source "$ROOT/scripts/lib/proc.sh"
 
 # ---------------------------------------------------------------------------------------------------
-# processes and ports
-
-pid_alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
-
-# A short description of a process for error messages: pid, command line (clipped) and working directory.
-describe_pid() {
-  local pid=$1 cmd cwd
-  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-240) || cmd=''
-  cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || cwd='?'
-  printf 'pid %s (%s), started in %s' "$pid" "${cmd:-unknown command}" "$cwd"
-}
-
-port_in_use() {
-  local port=$1
-  if command -v ss >/dev/null 2>&1; then
-    [[ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]] && return 0
-  fi
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
-}
-
-port_owner() {
-  local port=$1 pid=''
-  if command -v ss >/dev/null 2>&1; then
-    pid=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2) || pid=''
-  fi
-  if [[ -z "$pid" ]] && command -v lsof >/dev/null 2>&1; then
-    pid=$(lsof -nP -t -iTCP:"$port" -sTCP:LISTEN 2>/dev/null | head -n1) || pid=''
-  fi
-  if [[ -n "$pid" ]]; then describe_pid "$pid"; else printf 'a process this user cannot identify'; fi
-}
-
-require_port_free() {
-  local port=$1 what=$2 override=$3
-  if port_in_use "$port"; then
-    die "port $port (needed for $what) is already in use by $(port_owner "$port"). Stop that process, or pick another port with $override=<port>."
-  fi
-}
-
-# Sends SIGTERM, waits up to $2 seconds, then SIGKILL.
-stop_pid() {
-  local pid=$1 grace=$2 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < grace * 10; i++)); do
-    pid_alive "$pid" || return 0
-    sleep 0.1
-  done
-  say "pid $pid still running after ${grace}s: sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    pid_alive "$pid" || return 0
-    sleep 0.1
-  done
-}
+# readiness
 
 probe() { # probe kafka|postgres <address> <timeout-seconds> [pid]
   local args=("$ROOT/scripts/infra-probe.ts" "$1" "$2" --timeout-ms "$(($3 * 1000))")
@@ -106,21 +50,10 @@ require_node_modules() {
 # ---------------------------------------------------------------------------------------------------
 # Kafka
 
-JAVA_BIN=''
-require_java() {
-  if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
-    JAVA_BIN="$JAVA_HOME/bin/java"
-  else
-    JAVA_BIN=$(command -v java 2>/dev/null) ||
-      die "Java not found (no java on PATH, JAVA_HOME unset): the local Kafka broker needs a Java 17 runtime (e.g. apt-get install openjdk-17-jre-headless), or set KAFKA_BROKERS to a broker you run yourself"
-  fi
-  local version major
-  version=$("$JAVA_BIN" -version 2>&1 | head -n1) || die "'$JAVA_BIN -version' failed: $version"
-  major=$(sed -E 's/.*version "([0-9]+)(\.([0-9]+))?.*/\1 \3/' <<<"$version")
-  [[ "${major%% *}" == 1 ]] && major=${major#* } || major=${major%% *}
-  if ! [[ "$major" =~ ^[0-9]+$ ]] || ((major < 11)); then
-    die "Kafka $KAFKA_VERSION needs Java 11 or newer (17 recommended); $JAVA_BIN is: $version"
-  fi
+require_kafka_java() {
+  require_java 11 \
+    "Java not found (no java on PATH, JAVA_HOME unset): the local Kafka broker needs a Java 17 runtime (e.g. apt-get install openjdk-17-jre-headless), or set KAFKA_BROKERS to a broker you run yourself" \
+    "Kafka $KAFKA_VERSION needs Java 11 or newer (17 recommended)"
 }
 
 # Downloads the broker's jars once into the cache with Maven; later runs reuse them.
@@ -287,7 +220,7 @@ kafka_up() {
     stop_pid "$pid" 30
     rm -f "$KAFKA_PID_FILE"
   fi
-  require_java
+  require_kafka_java
   require_port_free "$KAFKA_PORT" "Kafka's client listener" INFRA_KAFKA_PORT
   require_port_free "$KAFKA_CONTROLLER_PORT" "Kafka's controller listener" INFRA_KAFKA_CONTROLLER_PORT
   ensure_kafka_jars
@@ -510,7 +443,7 @@ lock() {
 # in seconds, before anything has been started.
 preflight() {
   if [[ -z "${KAFKA_BROKERS:-}" ]]; then
-    require_java
+    require_kafka_java
     if [[ -z "$(kafka_pid)" ]]; then
       require_port_free "$KAFKA_PORT" "Kafka's client listener" INFRA_KAFKA_PORT
       require_port_free "$KAFKA_CONTROLLER_PORT" "Kafka's controller listener" INFRA_KAFKA_CONTROLLER_PORT

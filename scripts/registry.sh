@@ -37,63 +37,15 @@ URL="http://127.0.0.1:$PORT/apis/ccompat/v7"
 # another checkout on the same port, is never taken for ours.
 MARKER="-Dwinchester.registry.cache=$BUILD_DIR"
 
-say() { printf 'registry: %s\n' "$*" >&2; }
-die() {
-  printf 'registry: error: %s\n' "$*" >&2
-  exit 1
-}
-now_ms() { date +%s%3N; }
-elapsed() { printf '%d.%ds' $((($(now_ms) - $1) / 1000)) $(((($(now_ms) - $1) % 1000) / 100)); }
+SCRIPT_TAG=registry
+# shellcheck source=lib/proc.sh
+source "$ROOT/scripts/lib/proc.sh"
 
 # ---------------------------------------------------------------------------------------------------
-# processes and ports
-
-pid_alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
-
-describe_pid() {
-  local pid=$1 cmd cwd
-  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-240) || cmd=''
-  cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || cwd='?'
-  printf 'pid %s (%s), started in %s' "$pid" "${cmd:-unknown command}" "$cwd"
-}
-
-port_in_use() {
-  local port=$1
-  if command -v ss >/dev/null 2>&1; then
-    [[ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]] && return 0
-  fi
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
-}
-
-port_pid() {
-  local port=$1 pid=''
-  if command -v ss >/dev/null 2>&1; then
-    pid=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2) || pid=''
-  fi
-  if [[ -z "$pid" ]] && command -v lsof >/dev/null 2>&1; then
-    pid=$(lsof -nP -t -iTCP:"$port" -sTCP:LISTEN 2>/dev/null | head -n1) || pid=''
-  fi
-  printf '%s' "$pid"
-}
+# processes
 
 is_ours() { # is_ours <pid>: the process is this checkout's registry
   pid_alive "$1" && tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | grep -qxF -- "$MARKER"
-}
-
-# Sends SIGTERM, waits up to $2 seconds, then SIGKILL.
-stop_pid() {
-  local pid=$1 grace=$2 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < grace * 10; i++)); do
-    pid_alive "$pid" || return 0
-    sleep 0.1
-  done
-  say "pid $pid still running after ${grace}s: sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    pid_alive "$pid" || return 0
-    sleep 0.1
-  done
 }
 
 # Prints the pid of the registry this checkout started, or nothing; forgets a stale pid file. A registry
@@ -127,22 +79,12 @@ log_tail() { # log_tail <file> [lines]
 # ---------------------------------------------------------------------------------------------------
 # tools
 
-JAVA_BIN=''
 JAVAC_BIN=''
 JAR_BIN=''
-require_java() {
-  local home='' version major
-  if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
-    home="$JAVA_HOME/bin/"
-  fi
-  JAVA_BIN=$(command -v "${home}java" 2>/dev/null) ||
-    die "Java not found (no java on PATH, JAVA_HOME unset): the registry needs a Java 17 JDK (apt-get install openjdk-17-jdk-headless)"
-  version=$("$JAVA_BIN" -version 2>&1 | head -n1) || die "'$JAVA_BIN -version' failed: $version"
-  major=$(sed -E 's/.*version "([0-9]+)(\.([0-9]+))?.*/\1 \3/' <<<"$version")
-  [[ "${major%% *}" == 1 ]] && major=${major#* } || major=${major%% *}
-  if ! [[ "$major" =~ ^[0-9]+$ ]] || ((major < 17)); then
-    die "Apicurio Registry $APICURIO_VERSION on Quarkus 3.33 needs Java 17 or newer; $JAVA_BIN is: $version"
-  fi
+require_registry_java() {
+  require_java 17 \
+    "Java not found (no java on PATH, JAVA_HOME unset): the registry needs a Java 17 JDK (apt-get install openjdk-17-jdk-headless)" \
+    "Apicurio Registry $APICURIO_VERSION on Quarkus 3.33 needs Java 17 or newer"
 }
 
 require_build_tools() {
@@ -323,12 +265,12 @@ lock() {
 }
 
 cmd_up() {
-  local started pid hash owner
+  local started pid hash
   started=$(now_ms)
   lock
   rm -f "$ENV_FILE"
   command -v curl >/dev/null 2>&1 || die "curl is not on PATH (the readiness check uses it)"
-  require_java
+  require_registry_java
   hash=$(source_hash)
   pid=$(registry_pid)
   if [[ -n "$pid" ]]; then
@@ -342,10 +284,7 @@ cmd_up() {
     stop_pid "$pid" 20
     rm -f "$PID_FILE"
   fi
-  if port_in_use "$PORT"; then
-    owner=$(port_pid "$PORT")
-    die "port $PORT is already in use by $([[ -n "$owner" ]] && describe_pid "$owner" || printf 'a process this user cannot identify'). Stop that process, or pick another port with REGISTRY_PORT=<port>."
-  fi
+  require_port_free "$PORT" '' REGISTRY_PORT
   ensure_app
   port_in_use "$PORT" && die "port $PORT was taken while the registry was being built; pick another with REGISTRY_PORT=<port>"
   printf '%s\n' "$hash" >"$REG_DIR/app.hash"
