@@ -116,6 +116,49 @@ export function notificationSchema(notification: unknown): string | undefined {
   return JSON.stringify(schema);
 }
 
+/** A field of an Avro record schema, as written in the schema's JSON. */
+export interface AvroField {
+  readonly name: string;
+  readonly type: unknown;
+  readonly default?: unknown;
+}
+
+/**
+ * A producer's Avro schema (JSON text) for one notification type: the envelope's `event_type`,
+ * `message_id` and `timestamp` strings and a `payload` record with the given fields, in namespace nova.
+ */
+export function envelopeSchema(
+  name: string,
+  payloadName: string,
+  payloadFields: readonly AvroField[],
+): string {
+  return JSON.stringify({
+    type: 'record',
+    name,
+    namespace: 'nova',
+    fields: [
+      { name: 'event_type', type: 'string' },
+      { name: 'message_id', type: 'string' },
+      { name: 'timestamp', type: 'string' },
+      { name: 'payload', type: { type: 'record', name: payloadName, fields: payloadFields } },
+    ],
+  });
+}
+
+/**
+ * The producer side of a fixed schema: registers it under the subject (with the same client the codec
+ * uses), and frames values with the id it got.
+ */
+export async function registerNotificationSchema(
+  url: string,
+  subject: string,
+  schema: string,
+): Promise<{ readonly id: number; readonly encode: (value: unknown) => Buffer }> {
+  const id = await new ConfluentSchemaSource({ url }).register(subject, schema);
+  const type = await new NotificationSchemas({ url }).typeOf(id);
+  return { id, encode: (value) => frame(id, type.toBuffer(value)) };
+}
+
 /**
  * Writes notifications as framed Avro, registering each distinct schema once (subject
  * `<topic>-<hash of the schema>`, since notigen's shapes differ too much for one evolving subject).

@@ -1,35 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { distillerFromYaml } from '../../../src/distill/distiller.js';
-import { ConfluentSchemaSource, NotificationSchemas } from '../../../src/kafka/schema-registry.js';
+import { NotificationSchemas } from '../../../src/kafka/schema-registry.js';
 import { frame, isConfluentFramed } from '../../../src/serde/codec.js';
 import { AvroNotificationDecoder, isAvroNotification } from '../../../src/serde/notifications.js';
+import { envelopeSchema, registerNotificationSchema } from '../../helpers/avro-registry.js';
 import { type FakeRegistry, startFakeRegistry } from './fake-registry.js';
 
 // A producer's schema for one notification type: nested payload, a nullable field, a long, bytes.
-const SCHEMA = JSON.stringify({
-  type: 'record',
-  name: 'InstanceExists',
-  namespace: 'nova',
-  fields: [
-    { name: 'event_type', type: 'string' },
-    { name: 'message_id', type: 'string' },
-    { name: 'timestamp', type: 'string' },
-    {
-      name: 'payload',
-      type: {
-        type: 'record',
-        name: 'Payload',
-        fields: [
-          { name: 'instance_id', type: 'string' },
-          { name: 'memory_mb', type: 'long' },
-          { name: 'host', type: ['null', 'string'], default: null },
-          { name: 'blob', type: 'bytes' },
-        ],
-      },
-    },
-  ],
-});
+const SCHEMA = envelopeSchema('InstanceExists', 'Payload', [
+  { name: 'instance_id', type: 'string' },
+  { name: 'memory_mb', type: 'long' },
+  { name: 'host', type: ['null', 'string'], default: null },
+  { name: 'blob', type: 'bytes' },
+]);
 
 const DEFINITIONS = `- event_type: compute.instance.*
   traits:
@@ -50,11 +34,7 @@ describe('Avro notifications beside JSON (route stage detection)', () => {
 
   before(async () => {
     registry = await startFakeRegistry();
-    // The producer side: register its schema and frame with the id (the same client the codec uses).
-    const producer = new ConfluentSchemaSource({ url: registry.url });
-    const id = await producer.register('nova-notifications-value', SCHEMA);
-    const plain = await new NotificationSchemas({ url: registry.url }).typeOf(id);
-    encode = (v) => frame(id, plain.toBuffer(v));
+    ({ encode } = await registerNotificationSchema(registry.url, 'nova-notifications-value', SCHEMA));
   });
   after(() => registry.close());
 

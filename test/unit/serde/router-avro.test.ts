@@ -6,31 +6,15 @@ import { AvroCodec } from '../../../src/serde/avro-codec.js';
 import { frame } from '../../../src/serde/codec.js';
 import { AvroNotificationDecoder } from '../../../src/serde/notifications.js';
 import { type InboundMessage, Router } from '../../../src/worker/router.js';
+import { envelopeSchema, registerNotificationSchema } from '../../helpers/avro-registry.js';
 import { type FakeRegistry, startFakeRegistry } from './fake-registry.js';
 
 // A producer's schema for compute.instance.* notifications (the fields etc/ definitions read).
-const SCHEMA = JSON.stringify({
-  type: 'record',
-  name: 'ComputeInstance',
-  namespace: 'nova',
-  fields: [
-    { name: 'event_type', type: 'string' },
-    { name: 'message_id', type: 'string' },
-    { name: 'timestamp', type: 'string' },
-    {
-      name: 'payload',
-      type: {
-        type: 'record',
-        name: 'InstancePayload',
-        fields: [
-          { name: 'instance_id', type: 'string' },
-          { name: 'tenant_id', type: ['null', 'string'], default: null },
-          { name: 'memory_mb', type: 'long' },
-        ],
-      },
-    },
-  ],
-});
+const SCHEMA = envelopeSchema('ComputeInstance', 'InstancePayload', [
+  { name: 'instance_id', type: 'string' },
+  { name: 'tenant_id', type: ['null', 'string'], default: null },
+  { name: 'memory_mb', type: 'long' },
+]);
 
 const notification = (i: number) => ({
   event_type: 'compute.instance.create.end',
@@ -44,15 +28,12 @@ const msg = (offset: number, value: Buffer): InboundMessage => ({ offset: String
 describe('route stage: Confluent-framed Avro notifications beside JSON', () => {
   let config: WinchesterConfig;
   let registry: FakeRegistry;
-  let schemaId: number;
   let encode: (v: unknown) => Buffer;
 
   before(async () => {
     config = await loadConfig('etc/winchester.yaml', { env: {} });
     registry = await startFakeRegistry();
-    schemaId = await new ConfluentSchemaSource({ url: registry.url }).register('nova-value', SCHEMA);
-    const type = await new NotificationSchemas({ url: registry.url }).typeOf(schemaId);
-    encode = (v) => frame(schemaId, type.toBuffer(v));
+    ({ encode } = await registerNotificationSchema(registry.url, 'nova-value', SCHEMA));
   });
   after(() => registry.close());
 
