@@ -74,10 +74,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
     pipelines: config.pipelines,
     configFile: path,
   });
-  const avro = await workerAvro(config, log);
+  const metrics = createMetrics();
+  const avro = await workerAvro(config, log, metrics);
   const pool = await openWorkerPool(databaseUrl, { migrate: opts.migrate, log });
   try {
-    const metrics = createMetrics();
     const kafka = workerKafka(config, log);
     const fatal = fatalStop('the pipeline consumer');
     const service = await PipelineService.start({

@@ -82,11 +82,11 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const { config, databaseUrl } = await loadWorkerConfig(path, io, 'trigger-worker');
   const log = workerLogger(config, io, 'trigger');
   logConfigWarnings(config, log);
-  const avro = await workerAvro(config, log);
+  const metrics = createMetrics();
+  const avro = await workerAvro(config, log, metrics);
   const pool = await openWorkerPool(databaseUrl, { migrate: opts.migrate, log });
   try {
     const settings = config.settings;
-    const metrics = createMetrics();
     const kafka = workerKafka(config, log);
     const fatal = fatalStop('a trigger-worker consumer');
     const worker = await TriggerWorker.start({

@@ -21,6 +21,7 @@ import { createKafka, type KafkaLogRecord, kafkaClientOptions } from '../kafka/k
 import { type AvroWiring, connectAvro, redactRegistryUrl } from '../kafka/schema-registry.js';
 import type { Kafka } from '../kafka/types.js';
 import { createJsonLogger, type Logger, type LogLevel } from '../log.js';
+import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { CliIo } from './io.js';
 
 /** A worker's configuration, with database.url known to be set. */
@@ -157,10 +158,15 @@ function pickKafkaFields(fields: Record<string, unknown>): Record<string, unknow
  * The Avro codec and notification decoder when `schema_registry.url` is set (docs/avro.md), else
  * undefined: the worker then reads and writes JSON exactly as without a registry. The schemas are
  * registered here, at start, so an unreachable registry or refused credentials stop the worker at once
- * (exit 1) with the reason, instead of failing on the first record.
+ * (exit 1) with the reason, instead of failing on the first record. With `metrics`, every failed registry
+ * call (at start and later) counts in `winchester_schema_registry_errors_total{operation}`.
  * @throws SchemaRegistryUnavailableError, SchemaRegistryRequestError
  */
-export async function workerAvro(config: WinchesterConfig, log: Logger): Promise<AvroWiring | undefined> {
+export async function workerAvro(
+  config: WinchesterConfig,
+  log: Logger,
+  metrics?: Pick<WinchesterMetrics, 'schemaRegistryErrors'>,
+): Promise<AvroWiring | undefined> {
   const registry = config.settings.schema_registry;
   if (registry.url === null || registry.url === '') return undefined;
   const topics = config.settings.kafka.topics;
@@ -169,6 +175,9 @@ export async function workerAvro(config: WinchesterConfig, log: Logger): Promise
       url: registry.url,
       retries: registry.retries,
       timeoutMs: Math.round(registry.timeout * 1000),
+      ...(metrics === undefined
+        ? {}
+        : { onError: (operation) => metrics.schemaRegistryErrors.inc({ operation }) }),
       ...(registry.username === null || registry.password === null
         ? {}
         : { auth: { username: registry.username, password: registry.password } }),

@@ -27,7 +27,17 @@ export interface SchemaRegistryOptions {
   readonly retries?: number;
   /** Milliseconds one request may take (default 10 000). */
   readonly timeoutMs?: number;
+  /**
+   * Told of every registry call that failed (after the client's retries): unreachable, timed out, 5xx,
+   * or refused. Not told of an id the registry does not have (404): that is the message's fault, and
+   * decoding it dead-letters it as `unknown_schema`. The workers count these in
+   * `winchester_schema_registry_errors_total{operation}`.
+   */
+  readonly onError?: (operation: RegistryOperation) => void;
 }
+
+/** What a worker asks of the registry: register a writer schema, or fetch the schema of an id. */
+export type RegistryOperation = 'register' | 'fetch_schema';
 
 /**
  * The registry could not be reached, did not answer in time, or answered 5xx: retrying later may help.
@@ -157,12 +167,17 @@ function client(options: SchemaRegistryOptions, wrapUnions: boolean): SchemaRegi
   );
 }
 
-async function typeOf(registry: SchemaRegistry, url: string, id: number): Promise<AvroType> {
+async function typeOf(
+  registry: SchemaRegistry,
+  options: SchemaRegistryOptions,
+  id: number,
+): Promise<AvroType> {
   try {
     return (await registry.getSchema(id)) as unknown as AvroType;
   } catch (err) {
     if (isNotFound(err)) throw new UnknownSchemaError(id);
-    throw classifyRegistryError(err, url, `fetching schema id ${id}`);
+    options.onError?.('fetch_schema');
+    throw classifyRegistryError(err, options.url, `fetching schema id ${id}`);
   }
 }
 
@@ -179,12 +194,13 @@ export class ConfluentSchemaSource implements AvroSchemaSource {
       const { id } = await this.registry.register({ type: SchemaType.AVRO, schema }, { subject });
       return id;
     } catch (err) {
+      this.options.onError?.('register');
       throw classifyRegistryError(err, this.options.url, `registering subject ${subject}`);
     }
   }
 
   typeOf(id: number): Promise<AvroType> {
-    return typeOf(this.registry, this.options.url, id);
+    return typeOf(this.registry, this.options, id);
   }
 }
 
@@ -198,7 +214,7 @@ export class NotificationSchemas {
 
   /** @throws UnknownSchemaError when the registry has no schema `id`; SchemaRegistryUnavailableError. */
   typeOf(id: number): Promise<AvroType> {
-    return typeOf(this.registry, this.options.url, id);
+    return typeOf(this.registry, this.options, id);
   }
 }
 

@@ -87,6 +87,11 @@ export interface WinchesterMetrics {
   readonly databaseErrors: Counter<'operation'>;
   /** `winchester_kafka_errors_total{operation}`: Kafka errors met (and retried). */
   readonly kafkaErrors: Counter<'operation'>;
+  /**
+   * `winchester_schema_registry_errors_total{operation}`: registry calls that failed (`register`,
+   * `fetch_schema`): unreachable, timed out, 5xx after retries, or refused. An unknown id (404) is not one.
+   */
+  readonly schemaRegistryErrors: Counter<'operation'>;
   /** `winchester_rows_pruned_total{table}`: rows deleted by retention (`completed_batches`, `outbox`). */
   readonly rowsPruned: Counter<'table'>;
   /** `winchester_prune_errors_total{table}`: retention runs that failed (tried again next interval). */
@@ -215,6 +220,11 @@ export function createMetrics(registry: Registry = new Registry()): WinchesterMe
       ['operation'],
     ),
     kafkaErrors: counter('winchester_kafka_errors_total', 'Kafka errors met (retried).', ['operation']),
+    schemaRegistryErrors: counter(
+      'winchester_schema_registry_errors_total',
+      'Schema registry calls that failed (unreachable, timed out, 5xx after retries, or refused), by operation (register, fetch_schema).',
+      ['operation'],
+    ),
     rowsPruned: counter(
       'winchester_rows_pruned_total',
       'Rows deleted by retention, by table (completed_batches, outbox).',
