@@ -1,40 +1,31 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Checkpoint, ClaimedPartition, OutboxRow } from '../../../src/db/checkpoint-store.js';
+import type { OutboxRow } from '../../../src/db/checkpoint-store.js';
 import { OwnershipLostError } from '../../../src/db/checkpoint-store.js';
 import { EventTimeClock } from '../../../src/engine/clock.js';
 import type { StreamRow } from '../../../src/engine/state.js';
-import { encodeStreamEvent, encodeTick } from '../../../src/kafka/records.js';
+import { encodeTick } from '../../../src/kafka/records.js';
 import type { Consumer } from '../../../src/kafka/types.js';
 import { createMetrics, type WinchesterMetrics } from '../../../src/metrics/metrics.js';
 import type { Event } from '../../../src/model/event.js';
 import { distinguishingKey } from '../../../src/triggers/key.js';
-import type { TriggerDefinition } from '../../../src/triggers/types.js';
 import { OutboxPublisher, type TaskStore } from '../../../src/worker/stream-task.js';
 import { StreamsWorker } from '../../../src/worker/streams-worker.js';
+import { memoryTaskStore, streamEventRecord, withCanonicalKeys } from '../../helpers/stream-task.js';
 import { ev, HOUR, MINUTE, T0, trigger } from '../engine/builder.js';
 
 // The test builder's keys are not the canonical encoding, which a closing stream's batch parses back.
-const built: TriggerDefinition = trigger({
-  name: 'usage',
-  distinguishedBy: ['instance_id'],
-  fire: [{ eventType: 'fire.me' }],
-  firePipeline: 'fire_pipe',
-  expirePipeline: null,
-});
-const def: TriggerDefinition = Object.freeze({
-  ...built,
-  match(event: Event, now: number) {
-    const m = built.match(event, now);
-    return m.matched ? { ...m, key: distinguishingKey(m.distinguishing) } : m;
-  },
-});
+const def = withCanonicalKeys(
+  trigger({
+    name: 'usage',
+    distinguishedBy: ['instance_id'],
+    fire: [{ eventType: 'fire.me' }],
+    firePipeline: 'fire_pipe',
+    expirePipeline: null,
+  }),
+);
 
-const record = (e: Event): string => {
-  const m = def.match(e, e.timestamp);
-  assert.ok(m.matched);
-  return encodeStreamEvent({ trigger: def.name, key: m.key, distinguishing: m.distinguishing, event: e });
-};
+const record = (e: Event): string => streamEventRecord(def, e);
 
 const row = (seq: number, triggerName: string, instance: string): StreamRow => ({
   id: `p0-${seq}`,
@@ -53,26 +44,13 @@ const row = (seq: number, triggerName: string, instance: string): StreamRow => (
 /** A task store and outbox in memory: checkpoints append their outbox rows, the publisher reads them. */
 function memoryStore(restored: StreamRow[], failures: unknown[] = []) {
   const outbox: (OutboxRow & { published: boolean })[] = [];
-  const cps: Checkpoint[] = [];
-  const claim: ClaimedPartition = {
-    topic: 'se',
-    partition: 0,
-    epoch: 1,
-    offset: null,
-    nextSeq: restored.length + 1,
-    liveStreams: restored,
-    snapshot: { nextSeq: restored.length + 1, now: null, streams: restored },
-  };
-  const store: TaskStore = {
-    claimPartition: async () => claim,
-    loadStreamEvents: async () => [],
-    checkpoint: async (cp) => {
-      const f = failures.shift();
-      if (f !== undefined) throw f;
-      cps.push(cp);
+  const store = memoryTaskStore({
+    claim: { offset: null, nextSeq: restored.length + 1, liveStreams: restored },
+    failures,
+    onCheckpoint: (cp) => {
       for (const w of cp.outbox) outbox.push({ ...w, id: outbox.length + 1, published: false });
     },
-  };
+  });
   const outboxStore = {
     unpublishedOutbox: async () => outbox.filter((r) => !r.published),
     markPublished: async (ids: readonly number[]) => {
@@ -80,7 +58,7 @@ function memoryStore(restored: StreamRow[], failures: unknown[] = []) {
       return ids.length;
     },
   };
-  return { store, outboxStore, outbox, cps };
+  return { store, outboxStore, outbox, cps: store.cps };
 }
 
 function fakeConsumer() {

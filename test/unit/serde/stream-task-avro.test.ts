@@ -1,55 +1,26 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Checkpoint, ClaimedPartition } from '../../../src/db/checkpoint-store.js';
 import { EventTimeClock } from '../../../src/engine/clock.js';
 import { decodeBatch } from '../../../src/kafka/records.js';
 import { ConfluentSchemaSource } from '../../../src/kafka/schema-registry.js';
 import type { Event } from '../../../src/model/event.js';
 import { AvroCodec } from '../../../src/serde/avro-codec.js';
 import { frame } from '../../../src/serde/codec.js';
-import { distinguishingKey } from '../../../src/triggers/key.js';
-import type { TriggerDefinition } from '../../../src/triggers/types.js';
-import { StreamTask, type TaskStore } from '../../../src/worker/stream-task.js';
+import { StreamTask } from '../../../src/worker/stream-task.js';
+import { memoryTaskStore, withCanonicalKeys } from '../../helpers/stream-task.js';
 import { ev, HOUR, MINUTE, T0, trigger } from '../engine/builder.js';
 import { type FakeRegistry, startFakeRegistry } from './fake-registry.js';
 
-const base: TriggerDefinition = trigger({
-  name: 'usage',
-  distinguishedBy: ['instance_id'],
-  fire: [{ eventType: 'fire.me' }],
-  firePipeline: 'usage_pipe',
-  expirePipeline: null,
-});
 // The test builder's stream keys are not in the canonical format the outbox parses back: use it.
-const def: TriggerDefinition = Object.create(base, {
-  match: {
-    value: (e: Event, now: number) => {
-      const m = base.match(e, now);
-      return m.matched ? { ...m, key: distinguishingKey(m.distinguishing) } : m;
-    },
-  },
-}) as TriggerDefinition;
-
-function store(): TaskStore & { cps: Checkpoint[] } {
-  const claim: ClaimedPartition = {
-    topic: 'se',
-    partition: 0,
-    epoch: 1,
-    offset: 0,
-    nextSeq: 1,
-    liveStreams: [],
-    snapshot: { nextSeq: 1, now: null, streams: [] },
-  };
-  const cps: Checkpoint[] = [];
-  return {
-    cps,
-    claimPartition: async () => claim,
-    loadStreamEvents: async () => [],
-    checkpoint: async (cp) => {
-      cps.push(cp);
-    },
-  };
-}
+const def = withCanonicalKeys(
+  trigger({
+    name: 'usage',
+    distinguishedBy: ['instance_id'],
+    fire: [{ eventType: 'fire.me' }],
+    firePipeline: 'usage_pipe',
+    expirePipeline: null,
+  }),
+);
 
 describe('StreamTask with the Avro record codec', () => {
   let registry: FakeRegistry;
@@ -75,7 +46,7 @@ describe('StreamTask with the Avro record codec', () => {
   };
 
   test('Avro records fire a stream whose outbox payload is JSON; an unknown schema id is undecodable', async () => {
-    const s = store();
+    const s = memoryTaskStore();
     const tk = await StreamTask.claim({
       store: s,
       topic: 'se',

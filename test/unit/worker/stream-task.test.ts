@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { Checkpoint, ClaimedPartition } from '../../../src/db/checkpoint-store.js';
+import type { Checkpoint } from '../../../src/db/checkpoint-store.js';
 import { OwnershipLostError } from '../../../src/db/checkpoint-store.js';
 import { EventTimeClock } from '../../../src/engine/clock.js';
 import { WinchesterError } from '../../../src/errors.js';
-import { encodeStreamEvent, encodeTick } from '../../../src/kafka/records.js';
+import { encodeTick } from '../../../src/kafka/records.js';
 import type { Event } from '../../../src/model/event.js';
 import type { TriggerDefinition } from '../../../src/triggers/types.js';
 import { StreamTask, type TaskStore } from '../../../src/worker/stream-task.js';
+import { memoryTaskStore, streamEventRecord } from '../../helpers/stream-task.js';
 import { ev, HOUR, MINUTE, T0, trigger } from '../engine/builder.js';
 
 const def: TriggerDefinition = trigger({
@@ -18,34 +19,11 @@ const def: TriggerDefinition = trigger({
   expirePipeline: null,
 });
 
-const record = (e: Event): string => {
-  const m = def.match(e, e.timestamp);
-  assert.ok(m.matched);
-  return encodeStreamEvent({ trigger: def.name, key: m.key, distinguishing: m.distinguishing, event: e });
-};
+const record = (e: Event): string => streamEventRecord(def, e);
 
-function store(failures: unknown[] = []): TaskStore & { cps: Checkpoint[] } {
-  const claim: ClaimedPartition = {
-    topic: 'se',
-    partition: 4,
-    epoch: 7,
-    offset: 10,
-    nextSeq: 1,
-    liveStreams: [],
-    snapshot: { nextSeq: 1, now: null, streams: [] },
-  };
-  const cps: Checkpoint[] = [];
-  return {
-    cps,
-    claimPartition: async () => claim,
-    loadStreamEvents: async () => [],
-    checkpoint: async (cp) => {
-      const f = failures.shift();
-      if (f !== undefined) throw f;
-      cps.push(cp);
-    },
-  };
-}
+// A claim of partition 4 at epoch 7, checkpointed up to offset 10.
+const store = (failures: unknown[] = []) =>
+  memoryTaskStore({ claim: { partition: 4, epoch: 7, offset: 10 }, failures });
 
 const task = (s: TaskStore, checkpointRecords = 3, duplicateWindow = 0) =>
   StreamTask.claim({
