@@ -88,6 +88,11 @@ export interface WinchesterMetrics {
   /** `winchester_kafka_errors_total{operation}`: Kafka errors met (and retried). */
   readonly kafkaErrors: Counter<'operation'>;
   /**
+   * `winchester_consumer_restarts_total{stage}`: consumers replaced in the process after kafkajs gave up on
+   * them in a Kafka outage (src/kafka/consumer-restart.ts); stage `route`, `streams` or `pipeline`.
+   */
+  readonly consumerRestarts: Counter<'stage'>;
+  /**
    * `winchester_schema_registry_errors_total{operation}`: registry calls that failed (`register`,
    * `fetch_schema`): unreachable, timed out, 5xx after retries, or refused. An unknown id (404) is not one.
    */
@@ -220,6 +225,11 @@ export function createMetrics(registry: Registry = new Registry()): WinchesterMe
       ['operation'],
     ),
     kafkaErrors: counter('winchester_kafka_errors_total', 'Kafka errors met (retried).', ['operation']),
+    consumerRestarts: counter(
+      'winchester_consumer_restarts_total',
+      'Consumers restarted in the process after kafkajs gave up on them in a Kafka outage, by stage.',
+      ['stage'],
+    ),
     schemaRegistryErrors: counter(
       'winchester_schema_registry_errors_total',
       'Schema registry calls that failed (unreachable, timed out, 5xx after retries, or refused), by operation (register, fetch_schema).',

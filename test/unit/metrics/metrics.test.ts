@@ -29,6 +29,7 @@ const CONTRACT: Record<string, [string, string[]]> = {
   winchester_rebalances_total: ['counter', ['group']],
   winchester_database_errors_total: ['counter', ['operation']],
   winchester_kafka_errors_total: ['counter', ['operation']],
+  winchester_consumer_restarts_total: ['counter', ['stage']],
   winchester_schema_registry_errors_total: ['counter', ['operation']],
   winchester_pipeline_batches_total: ['counter', ['pipeline', 'kind', 'outcome']],
   winchester_pipeline_duration_seconds: ['histogram', ['pipeline', 'outcome']],
