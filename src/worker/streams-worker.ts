@@ -202,6 +202,22 @@ export class StreamsWorker {
     return this.tasks;
   }
 
+  /**
+   * Drops every task without a checkpoint, exactly as when the group revokes their partitions: for a
+   * consumer that crashed and is being replaced (src/kafka/consumer-restart.ts), whose partitions may have
+   * moved to another member and back meanwhile. The replacement's first batch of each partition claims it
+   * again from the last checkpoint.
+   */
+  revokeAll(): void {
+    const o = this.options;
+    for (const p of [...this.tasks.keys()]) {
+      this.tasks.delete(p);
+      o.log?.('info', 'partition revoked: state dropped', { topic: o.topic, partition: p });
+    }
+    o.metrics?.partitionsAssigned.labels({ stage: 'streams' }).set(0);
+    this.metricsSync?.active(this.tasks.values());
+  }
+
   /** Publishes batches left unpublished by an earlier run, then joins the group and starts consuming. */
   async start(): Promise<void> {
     const o = this.options;
