@@ -137,6 +137,30 @@ async function batchesInbox(t: TestScope, r: Rig): Promise<Inbox> {
   return inbox;
 }
 
+/**
+ * Waits for as many batches as replay prints, and a second more (anything extra would show up then), and
+ * checks they are replay's batches with none published twice. Returns them and their batch ids.
+ */
+async function expectReplayBatches(inbox: Inbox, expected: readonly string[]) {
+  const received = await inbox.waitFor(expected.length, 40_000);
+  await sleep(1000);
+  assert.deepEqual(received.map((m) => asReplayLine(m.value as string)).sort(), [...expected].sort());
+  const ids = received.map((m) => decodeBatch(m.value as string).batchId);
+  assert.equal(new Set(ids).size, ids.length, 'no batch published twice');
+  return { received, ids };
+}
+
+/** The rig's store with some methods replaced (undefined removes an optional one), the others passed through. */
+function wrapStore(r: Rig, replace: Partial<TaskStore>): TaskStore {
+  return {
+    claimPartition: (...args) => r.store.claimPartition(...args),
+    loadStreamEvents: (...args) => r.store.loadStreamEvents(...args),
+    loadEventsOfStreams: (...args) => r.store.loadEventsOfStreams(...args),
+    checkpoint: (...args) => r.store.checkpoint(...args),
+    ...replace,
+  };
+}
+
 test('route → streams → batches: the published batches are those winchester replay prints', {
   timeout: INTEGRATION_TIMEOUT_MS,
 }, async (t) => {
@@ -149,11 +173,7 @@ test('route → streams → batches: the published batches are those winchester 
   await worker.start();
   r.onStop(() => worker.stop());
 
-  const received = await inbox.waitFor(expected.length, 40_000);
-  await sleep(1000); // anything extra would show up now
-  assert.deepEqual(received.map((m) => asReplayLine(m.value as string)).sort(), [...expected].sort());
-  const ids = received.map((m) => decodeBatch(m.value as string).batchId);
-  assert.equal(new Set(ids).size, ids.length, 'no batch published twice');
+  const { received, ids } = await expectReplayBatches(inbox, expected);
   assert.deepEqual(
     received.map((m) => m.key),
     ids,
@@ -175,14 +195,14 @@ test('a streams worker that crashes mid-way is taken over from its checkpoints: 
   const groupId = uniqueName('it-takeover');
 
   // The first worker checkpoints slowly, so it is stopped with part of the input handled.
-  const slowStore: TaskStore = {
-    claimPartition: (topic, p) => r.store.claimPartition(topic, p),
-    loadStreamEvents: (id) => r.store.loadStreamEvents(id),
+  const slowStore = wrapStore(r, {
+    // Without the batched load, so the per-stream fallback (one loadStreamEvents each) is covered too.
+    loadEventsOfStreams: undefined,
     checkpoint: async (cp) => {
       await sleep(40);
       await r.store.checkpoint(cp);
     },
-  };
+  });
   const first = streams(r, groupId, slowStore, 10);
   r.onStop(() => first.consumer.disconnect());
   await first.worker.start();
@@ -201,11 +221,7 @@ test('a streams worker that crashes mid-way is taken over from its checkpoints: 
   const second = streams(r, groupId);
   await second.worker.start();
   r.onStop(() => second.worker.stop());
-  const received = await inbox.waitFor(expected.length, 40_000);
-  await sleep(1000);
-  assert.deepEqual(received.map((m) => asReplayLine(m.value as string)).sort(), [...expected].sort());
-  const ids = received.map((m) => decodeBatch(m.value as string).batchId);
-  assert.equal(new Set(ids).size, ids.length, 'no batch published twice');
+  await expectReplayBatches(inbox, expected);
   const epochs = [...second.worker.activeTasks.values()].map((task) => task.epoch);
   assert.ok(
     epochs.some((e) => e >= 2),
@@ -225,10 +241,7 @@ test('stop with checkpoints in flight waits for them and checkpoints once more, 
   const groupId = uniqueName('it-stop-inflight');
   let inFlight = 0;
   let inFlightAtStop = -1;
-  const slowStore: TaskStore = {
-    claimPartition: (topic, p) => r.store.claimPartition(topic, p),
-    loadStreamEvents: (id) => r.store.loadStreamEvents(id),
-    loadEventsOfStreams: (ids) => r.store.loadEventsOfStreams(ids),
+  const slowStore = wrapStore(r, {
     checkpoint: async (cp) => {
       inFlight++;
       try {
@@ -238,7 +251,7 @@ test('stop with checkpoints in flight waits for them and checkpoints once more, 
         inFlight--;
       }
     },
-  };
+  });
   const logs: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
   const first = streams(r, groupId, slowStore, 10, {
     log: (level, msg, fields) => void logs.push({ level, msg, ...(fields === undefined ? {} : { fields }) }),
@@ -261,11 +274,7 @@ test('stop with checkpoints in flight waits for them and checkpoints once more, 
   const second = streams(r, groupId);
   await second.worker.start();
   r.onStop(() => second.worker.stop());
-  const received = await inbox.waitFor(expected.length, 40_000);
-  await sleep(1000);
-  assert.deepEqual(received.map((m) => asReplayLine(m.value as string)).sort(), [...expected].sort());
-  const ids = received.map((m) => decodeBatch(m.value as string).batchId);
-  assert.equal(new Set(ids).size, ids.length, 'no batch published twice');
+  await expectReplayBatches(inbox, expected);
   await second.worker.stop();
   await router.stop();
 });
@@ -289,30 +298,23 @@ test('partitions are handled concurrently (partitionsConcurrently): claims overl
   await admin.disconnect();
   let claiming = 0;
   let most = 0;
-  const slowClaims: TaskStore = {
-    claimPartition: async (topic, p) => {
+  const slowClaims = wrapStore(r, {
+    claimPartition: async (...args) => {
       claiming++;
       most = Math.max(most, claiming);
       try {
         await sleep(1000);
-        return await r.store.claimPartition(topic, p);
+        return await r.store.claimPartition(...args);
       } finally {
         claiming--;
       }
     },
-    loadStreamEvents: (id) => r.store.loadStreamEvents(id),
-    loadEventsOfStreams: (ids) => r.store.loadEventsOfStreams(ids),
-    checkpoint: (cp) => r.store.checkpoint(cp),
-  };
+  });
   const { worker } = streams(r, uniqueName('it-concurrent'), slowClaims, 25, { partitionsConcurrently: 3 });
   await worker.start();
   r.onStop(() => worker.stop());
-  const received = await inbox.waitFor(expected.length, 40_000);
-  await sleep(1000);
+  await expectReplayBatches(inbox, expected);
   assert.ok(most >= 2, `two or more partitions were claimed at the same time (at most ${most})`);
-  assert.deepEqual(received.map((m) => asReplayLine(m.value as string)).sort(), [...expected].sort());
-  const ids = received.map((m) => decodeBatch(m.value as string).batchId);
-  assert.equal(new Set(ids).size, ids.length, 'no batch published twice');
   await worker.stop();
   await router.stop();
 });
