@@ -1,7 +1,8 @@
 /**
  * A trigger worker in a process of its own, for the latency, heap and failover benchmarks: the real
- * `TriggerWorker` through its public options (configuration from etc/winchester.yaml and WINCHESTER_*
- * variables, the environment the parent passes), plus a small IPC hook the bench needs and the CLI does
+ * `TriggerWorker` with the options the trigger-worker command builds (`triggerWorkerOptions`: its Kafka
+ * client, and Avro with a schema registry), configured by etc/winchester.yaml and WINCHESTER_* variables
+ * (the environment the parent passes), plus a small IPC hook the bench needs and the CLI does
  * not have:
  *  - `{cmd: 'heap'}`: a full GC (the process runs with --expose-gc), then process.memoryUsage();
  *    with `snapshot: true` also a heap snapshot summarised by constructor (bench/lib/heap-snapshot.ts);
@@ -14,9 +15,10 @@
  *   node --import tsx --expose-gc bench/worker-child.ts <all|route|streams>   (spawned with fork(): IPC)
  */
 import { getHeapSnapshot } from 'node:v8';
+import { triggerWorkerOptions } from '../src/cli/trigger-worker.js';
+import { workerAvro } from '../src/cli/worker-runtime.js';
 import { loadConfig } from '../src/config/index.js';
 import { createPool } from '../src/db/pool.js';
-import { createKafka } from '../src/kafka/kafka.js';
 import type { Consumer, Kafka } from '../src/kafka/types.js';
 import { createJsonLogger } from '../src/log.js';
 import { createMetrics } from '../src/metrics/metrics.js';
@@ -104,32 +106,24 @@ async function main(): Promise<void> {
     write: (line) => process.stderr.write(line),
     base: { bench: env.BENCH_LABEL ?? 'child', stages },
   });
-  const kafka = reporting(
-    createKafka({
-      brokers: env.KAFKA_BROKERS ?? '',
-      clientId: config.settings.kafka.client_id,
-      logLevel: 'nothing',
-      connectionTimeoutMs: 3000,
-      requestTimeoutMs: 30000,
-      retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 3000 },
+  const worker = await TriggerWorker.start(
+    triggerWorkerOptions(config, {
+      pool,
+      log,
+      metrics,
+      stages,
+      onFatal: (error) => {
+        send({
+          type: 'error',
+          at: Date.now(),
+          message: error instanceof Error ? error.message : String(error),
+        });
+        process.exit(1);
+      },
+      avro: await workerAvro(config, log, metrics),
+      wrapKafka: reporting,
     }),
   );
-  const worker = await TriggerWorker.start({
-    config,
-    kafka,
-    pool,
-    log,
-    metrics,
-    stages,
-    onFatal: (error) => {
-      send({
-        type: 'error',
-        at: Date.now(),
-        message: error instanceof Error ? error.message : String(error),
-      });
-      process.exit(1);
-    },
-  });
   let stopRequested = false;
   const stop = () => {
     // SIGTERM, a stop message and the parent going away may all arrive: one graceful stop.

@@ -1,10 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { WinchesterConfig } from '../config/index.js';
 import { type DatabasePool, sql } from '../db/pool.js';
 import { startPruner } from '../db/retention.js';
 import { UsageError } from '../errors.js';
-import { createMetrics } from '../metrics/metrics.js';
+import type { AvroWiring } from '../kafka/schema-registry.js';
+import type { Kafka } from '../kafka/types.js';
+import type { Logger } from '../log.js';
+import { createMetrics, type WinchesterMetrics } from '../metrics/metrics.js';
 import { startWorkerOps, type WorkerOps } from '../metrics/ops.js';
-import { type TriggerStages, TriggerWorker, triggerGroupIds } from '../worker/trigger-worker.js';
+import {
+  type TriggerStages,
+  TriggerWorker,
+  type TriggerWorkerOptions,
+  triggerGroupIds,
+} from '../worker/trigger-worker.js';
 import { type CliIo, type Command, parseCommandArgs } from './io.js';
 import {
   closeWorkerPool,
@@ -76,6 +85,41 @@ function parse(args: string[]): Options {
   return { config: values.config, stage, migrate: values.migrate ?? false };
 }
 
+/** What the caller of {@link triggerWorkerOptions} has opened itself. */
+export interface TriggerWorkerParts {
+  readonly pool: DatabasePool;
+  readonly log: Logger;
+  readonly metrics: WinchesterMetrics;
+  readonly stages: TriggerStages;
+  readonly onFatal: (error: unknown) => void;
+  /** The Avro wiring of `workerAvro` (undefined: JSON records, no schema registry). */
+  readonly avro: AvroWiring | undefined;
+  /** Wraps the Kafka client the worker is given (the benchmarks watch its consumers' group events). */
+  readonly wrapKafka?: (kafka: Kafka) => Kafka;
+}
+
+/**
+ * The options this command starts its TriggerWorker with: the configuration's Kafka client (kafka.*
+ * settings, kafka.retries, kafkajs logs through `log`) and, with a schema registry, the Avro codecs.
+ * bench/worker-child.ts starts its workers with these too, so the benchmarks measure the worker as run.
+ */
+export function triggerWorkerOptions(
+  config: WinchesterConfig,
+  parts: TriggerWorkerParts,
+): TriggerWorkerOptions & { readonly kafka: Kafka } {
+  const kafka = workerKafka(config, parts.log);
+  return {
+    config,
+    kafka: parts.wrapKafka === undefined ? kafka : parts.wrapKafka(kafka),
+    pool: parts.pool,
+    log: parts.log,
+    metrics: parts.metrics,
+    stages: parts.stages,
+    onFatal: parts.onFatal,
+    ...parts.avro,
+  };
+}
+
 async function run(args: string[], io: CliIo): Promise<number> {
   const opts = parse(args);
   const path = opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml';
@@ -87,18 +131,17 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const pool = await openWorkerPool(databaseUrl, { migrate: opts.migrate, log });
   try {
     const settings = config.settings;
-    const kafka = workerKafka(config, log);
     const fatal = fatalStop('a trigger-worker consumer');
-    const worker = await TriggerWorker.start({
-      config,
-      kafka,
+    const options = triggerWorkerOptions(config, {
       pool,
       log,
       metrics,
       stages: opts.stage,
       onFatal: fatal.onFatal,
-      ...avro,
-    }).catch((error: unknown) => {
+      avro,
+    });
+    const kafka = options.kafka;
+    const worker = await TriggerWorker.start(options).catch((error: unknown) => {
       throw workerStartError(error, 'trigger-worker');
     });
     const groups = triggerGroupIds(settings.kafka.client_id);
