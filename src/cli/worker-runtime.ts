@@ -17,7 +17,7 @@ import {
 import { createPool, type DatabasePool } from '../db/pool.js';
 import { ConfigError, WinchesterError } from '../errors.js';
 import { classifyKafkaError } from '../kafka/errors.js';
-import { createKafka, type KafkaLogRecord, kafkaClientOptions } from '../kafka/kafka.js';
+import { createKafka, type KafkaLogRecord, kafkaClientOptions, WORKER_RETRY } from '../kafka/kafka.js';
 import { type AvroWiring, connectAvro, redactRegistryUrl } from '../kafka/schema-registry.js';
 import type { Kafka } from '../kafka/types.js';
 import { createJsonLogger, type Logger, type LogLevel } from '../log.js';
@@ -50,8 +50,9 @@ export function logConfigWarnings(config: WinchesterConfig, log: Logger): void {
 }
 
 /**
- * What a worker does when one of its consumers crashed and kafkajs will not restart it: stop (the
- * process would stay up, consuming nothing) and exit 1 so the orchestrator restarts it. Pass `onFatal`
+ * What a worker does when one of its consumers stopped for good (kafkajs gave up on it on an error no
+ * restart cures, or the in-process restarts after an outage ran out, src/kafka/consumer-restart.ts): stop
+ * (the process would stay up, consuming nothing) and exit 1 so the orchestrator restarts it. Pass `onFatal`
  * to the worker and `signal` to {@link untilSignalled}; after it, `throwIfFatal` raises the cause.
  */
 export function fatalStop(what: string): {
@@ -120,9 +121,11 @@ function fromKafkaClient(error: unknown): boolean {
 export function workerKafka(config: WinchesterConfig, log: Logger): Kafka {
   return createKafka(
     kafkaClientOptions(config.settings.kafka, {
-      // kafkajs gives up on a group coordinator it cannot find after its 5 retries (~10 s) and does not
-      // restart the consumer: a broker restart would end the worker. Long-running workers wait longer.
-      retry: { retries: config.settings.kafka.retries, initialRetryTime: 300, maxRetryTime: 10_000 },
+      // Long-running workers ride out a broker restart: each request retries for about a minute by
+      // default. Consumers kafkajs gives up on all the same are replaced in-process with the same bound
+      // (src/kafka/consumer-restart.ts); idempotent producers retry without limit, their callers bounded
+      // (createIdempotentProducer).
+      retry: { retries: config.settings.kafka.retries, ...WORKER_RETRY },
       logLevel: 'warn',
       logSink: (r: KafkaLogRecord) =>
         log(kafkaLevel(r), r.message, { component: `kafka.${r.namespace}`, ...pickKafkaFields(r.fields) }),

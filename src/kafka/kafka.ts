@@ -16,6 +16,7 @@ import {
   type RetryOptions,
 } from 'kafkajs';
 import { ConfigError } from '../errors.js';
+import { KafkaUnavailableError } from './errors.js';
 
 /** Log levels the adapter accepts, quietest first. */
 export type KafkaLogLevel = 'nothing' | 'error' | 'warn' | 'info' | 'debug';
@@ -168,6 +169,110 @@ export function createKafka(options: KafkaClientOptions): Kafka {
  */
 export function createProducer(kafka: Kafka, config: ProducerConfig = {}): Producer {
   return kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config });
+}
+
+/** The backoff of a worker's Kafka client (src/cli/worker-runtime.ts `workerKafka`), in milliseconds. */
+export const WORKER_RETRY = { initialRetryTime: 300, maxRetryTime: 10_000 } as const;
+
+/**
+ * The time `retries` retries of a worker's Kafka client wait in all: the backoff doubles from
+ * {@link WORKER_RETRY}.initialRetryTime up to its maxRetryTime (jitter left out).
+ */
+export function retryBudgetMs(retries: number): number {
+  let total = 0;
+  let next: number = WORKER_RETRY.initialRetryTime;
+  for (let i = 0; i < retries; i++) {
+    total += next;
+    next = Math.min(next * 2, WORKER_RETRY.maxRetryTime);
+  }
+  return total;
+}
+
+/** Options of {@link createIdempotentProducer}. */
+export interface IdempotentProducerOptions {
+  /** The client's retries (`kafka.retries`): a send waits as long as they would, see `sendTimeoutMs`. */
+  readonly retries: number;
+  /**
+   * How long a caller waits for a send to be acknowledged before it gets a KafkaUnavailableError.
+   * Default: {@link retryBudgetMs}(retries) plus one request timeout (30 s), what a send with that many
+   * retries took to fail before.
+   */
+  readonly sendTimeoutMs?: number;
+}
+
+/**
+ * An idempotent producer (acks from all in-sync replicas, one request in flight per broker) that keeps
+ * its exactly-once-per-session guarantee through an outage, for the long-running workers.
+ *
+ * kafkajs wants unlimited retries for an idempotent producer and warns otherwise ("Limiting retries for the
+ * idempotent producer may invalidate EoS guarantees"), rightly: a send that gives up rolls its sequence
+ * numbers back, so if the broker had written it after all (the answer lost with a connection or a
+ * timeout), the next records sent with those numbers are taken for a duplicate and dropped, or refused as
+ * out of order. Yet a client retry limit (`kafka.retries`) is inherited by every producer of the client.
+ * So this producer gets kafkajs' unlimited retries, and the bound moves to the caller:
+ *
+ * - sends run one at a time, so no send's sequence numbers are assigned while an earlier one is retrying;
+ * - a caller that waited `sendTimeoutMs` gets a (retriable) KafkaUnavailableError instead of hanging
+ *   through the outage: a send that had not started is dropped, one that had keeps retrying in the
+ *   background (a later send waits for it), and lands at the latest when the broker is back. The caller
+ *   then sends its records again: at least once, as everywhere in the workers (consumers drop repeats).
+ */
+export function createIdempotentProducer(kafka: Kafka, options: IdempotentProducerOptions): Producer {
+  const producer = createProducer(kafka, {
+    idempotent: true,
+    maxInFlightRequests: 1,
+    retry: { retries: Number.MAX_SAFE_INTEGER },
+  });
+  const timeoutMs = options.sendTimeoutMs ?? retryBudgetMs(options.retries) + 30_000;
+  const serial = new SerialSends(timeoutMs);
+  return {
+    ...producer,
+    send: (record) => serial.run(() => producer.send(record)),
+    sendBatch: (batch) => serial.run(() => producer.sendBatch(batch)),
+  };
+}
+
+/** Runs sends one after another; each caller waits at most `timeoutMs`. */
+class SerialSends {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly timeoutMs: number) {}
+
+  run<T>(send: () => Promise<T>): Promise<T> {
+    let started = false;
+    let abandoned = false;
+    const result = this.tail.then(() => {
+      if (abandoned) return undefined as T;
+      started = true;
+      return send();
+    });
+    const ignore = () => undefined;
+    this.tail = result.then(ignore, ignore);
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        abandoned = !started;
+        const seconds = Math.round(this.timeoutMs / 100) / 10;
+        reject(
+          new KafkaUnavailableError(
+            started
+              ? `Kafka did not acknowledge the records within ${seconds} s (the producer keeps retrying them)`
+              : `the records could not be sent within ${seconds} s: an earlier send is still retrying (Kafka unavailable?)`,
+          ),
+        );
+      }, this.timeoutMs);
+      timer.unref();
+      result.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
 }
 
 /** Reads the PEM files now, so a missing or unreadable file is a configuration error at start. */

@@ -9,8 +9,9 @@ import type { WinchesterConfig } from '../config/load.js';
 import { PipelineStore } from '../db/pipeline-store.js';
 import type { DatabasePool } from '../db/pool.js';
 import { ensureTopics } from '../kafka/admin.js';
-import { createProducer } from '../kafka/kafka.js';
-import type { Consumer, Kafka, Producer } from '../kafka/types.js';
+import { consumerRestartPolicy, RestartingConsumer } from '../kafka/consumer-restart.js';
+import { createIdempotentProducer } from '../kafka/kafka.js';
+import type { Kafka, Producer } from '../kafka/types.js';
 import type { Logger } from '../log.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { HandlerClass, HandlerContext, PublishPort } from '../pipeline/handler.js';
@@ -46,8 +47,10 @@ export interface PipelineServiceOptions {
   /** Backoff jitter source (tests). Default Math.random. */
   readonly random?: () => number;
   /**
-   * Called when the consumer crashed and kafkajs will not restart it (a non-retriable error): the
-   * process should stop and exit non-zero so that it is restarted, rather than live on consuming nothing.
+   * Called when the consumer stopped for good: kafkajs gave up on it on an error no restart cures
+   * (authentication, authorization, invalid configuration), or the in-process restarts after an outage ran
+   * out (src/kafka/consumer-restart.ts). The process should stop and exit non-zero so that it is
+   * restarted, rather than live on consuming nothing.
    */
   readonly onFatal?: (error: unknown) => void;
   /**
@@ -65,26 +68,17 @@ export class PipelineService {
   private constructor(
     readonly worker: PipelineWorker,
     private readonly producer: Producer,
-    private readonly consumer: Consumer,
+    private readonly restarting: RestartingConsumer,
     private readonly log: Logger,
     metrics: WinchesterMetrics | undefined,
-    onFatal: ((error: unknown) => void) | undefined,
   ) {
+    const consumer = restarting.consumer;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       this.joined = true;
       const partitions = Object.values(e.payload.memberAssignment).flat().length;
       metrics?.rebalances.labels({ group: e.payload.groupId }).inc();
       metrics?.partitionsAssigned.labels({ stage: 'pipeline' }).set(partitions);
       log('info', 'pipeline group joined', { group: e.payload.groupId, partitions });
-    });
-    consumer.on(consumer.events.CRASH, (e) => {
-      this.joined = false;
-      const error = e.payload.error;
-      log('error', 'pipeline consumer crashed', {
-        error: error instanceof Error ? error.message : String(error),
-        restart: e.payload.restart,
-      });
-      if (!e.payload.restart) onFatal?.(error);
     });
   }
 
@@ -104,7 +98,7 @@ export class PipelineService {
         pipelines: config.pipelines,
         configFile: config.files.config,
       }));
-    const producer = createProducer(kafka, { idempotent: true, maxInFlightRequests: 1 });
+    const producer = createIdempotentProducer(kafka, { retries: settings.kafka.retries });
     const send = producerSendPort(producer);
     const publish: PublishPort = (topic, messages) =>
       send(messages.map((m) => ({ topic, key: m.key, value: m.value })));
@@ -131,13 +125,24 @@ export class PipelineService {
     );
     await producer.connect();
     const p = settings.pipeline_worker;
-    const consumer = kafka.consumer({
-      groupId: pipelineGroupId(settings.kafka.client_id),
-      maxWaitTimeInMs: options.maxWaitTimeInMs ?? 500,
-      sessionTimeout: Math.round(p.session_timeout * 1000),
-      // kafkajs' default (3 s) must stay well below the session timeout, or members time out between beats.
-      heartbeatInterval: Math.max(100, Math.min(3000, Math.round((p.session_timeout * 1000) / 5))),
+    let service: PipelineService | undefined;
+    const restarting = new RestartingConsumer({
+      create: () =>
+        kafka.consumer({
+          groupId: pipelineGroupId(settings.kafka.client_id),
+          maxWaitTimeInMs: options.maxWaitTimeInMs ?? 500,
+          sessionTimeout: Math.round(p.session_timeout * 1000),
+          // kafkajs' default (3 s) must stay well below the session timeout, or members time out between beats.
+          heartbeatInterval: Math.max(100, Math.min(3000, Math.round((p.session_timeout * 1000) / 5))),
+        }),
+      stage: 'pipeline',
+      log,
+      policy: consumerRestartPolicy(settings.kafka.retries),
+      ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+      onCrash: () => service?.crashed(),
+      ...(options.onFatal === undefined ? {} : { onFatal: options.onFatal }),
     });
+    const consumer = restarting.consumer;
     const worker = new PipelineWorker({
       consumer,
       send,
@@ -160,7 +165,7 @@ export class PipelineService {
       ...(options.random === undefined ? {} : { random: options.random }),
       ...(options.codec === undefined ? {} : { codec: options.codec }),
     });
-    const service = new PipelineService(worker, producer, consumer, log, options.metrics, options.onFatal);
+    service = new PipelineService(worker, producer, restarting, log, options.metrics);
     try {
       await worker.start();
     } catch (error) {
@@ -168,6 +173,16 @@ export class PipelineService {
       throw error;
     }
     return service;
+  }
+
+  /** The consumer crashed: not ready until it (or its replacement) joins again. */
+  private crashed(): void {
+    this.joined = false;
+  }
+
+  /** In-process consumer restarts so far (the metric counts them too). */
+  get consumerRestarts(): number {
+    return this.restarting.restarts;
   }
 
   /** Readiness: the consumer has joined its group. */

@@ -12,7 +12,8 @@ import type { DatabasePool } from '../db/pool.js';
 import { type Clock, EventTimeClock, WallClock } from '../engine/clock.js';
 import { ConfigError } from '../errors.js';
 import { ensureTopics } from '../kafka/admin.js';
-import { createProducer } from '../kafka/kafka.js';
+import { consumerRestartPolicy, RestartingConsumer } from '../kafka/consumer-restart.js';
+import { createIdempotentProducer } from '../kafka/kafka.js';
 import { MAX_INLINE_BATCH_BYTES } from '../kafka/records.js';
 import type { Consumer, Kafka, Producer } from '../kafka/types.js';
 import type { Logger } from '../log.js';
@@ -53,8 +54,10 @@ export interface TriggerWorkerOptions {
    */
   readonly batchSend?: SendPort;
   /**
-   * Called when a stage's consumer crashed and kafkajs will not restart it (the process would stay up,
-   * consuming nothing): the CLI stops and exits 1 so the orchestrator restarts it.
+   * Called when a stage's consumer stopped for good (the process would stay up, consuming nothing): kafkajs
+   * gave up on it on an error no restart cures (authentication, authorization, invalid configuration), or
+   * the in-process restarts after an outage ran out (`kafka.retries` in a row without joining the group;
+   * src/kafka/consumer-restart.ts). The CLI stops and exits 1 so the orchestrator restarts it.
    */
   readonly onFatal?: (error: unknown) => void;
   /** Consumer fetch wait (ms); tests lower it. Default 500. */
@@ -72,7 +75,7 @@ export interface TriggerWorkerOptions {
 export class TriggerWorker {
   private routerWorker: RouterWorker | undefined;
   private streamsWorker: StreamsWorker | undefined;
-  private readonly consumers: Consumer[] = [];
+  private readonly consumers: RestartingConsumer[] = [];
   private stopping: Promise<void> | undefined;
   private joined = { route: false, streams: false };
 
@@ -120,7 +123,7 @@ export class TriggerWorker {
       },
     );
     const partitions = partitionCounts.get(topics.stream_events) ?? 0;
-    const producer = createProducer(kafka, { idempotent: true, maxInFlightRequests: 1 });
+    const producer = createIdempotentProducer(kafka, { retries: settings.kafka.retries });
     await producer.connect();
     const send = producerSendPort(producer);
     const maxInline = options.maxInlineBatchBytes ?? MAX_INLINE_BATCH_BYTES;
@@ -191,8 +194,9 @@ export class TriggerWorker {
     const heartbeatInterval = Math.max(100, Math.floor(sessionTimeout / 3));
     const consumerTimings = { maxWaitTimeInMs, sessionTimeout, heartbeatInterval };
     if (stages !== 'route') {
-      const consumer = kafka.consumer({ groupId: groups.streams, ...consumerTimings });
-      this.track(consumer, 'streams');
+      const consumer = this.restarting('streams', () =>
+        kafka.consumer({ groupId: groups.streams, ...consumerTimings }),
+      );
       const lateness = Math.round(settings.clock.lateness * 1e6);
       this.streamsWorker = new StreamsWorker({
         consumer,
@@ -217,8 +221,9 @@ export class TriggerWorker {
       log('info', 'streams stage started', { group: groups.streams, topic: topics.stream_events });
     }
     if (stages !== 'streams' && this.router !== undefined) {
-      const consumer = kafka.consumer({ groupId: groups.route, ...consumerTimings });
-      this.track(consumer, 'route');
+      const consumer = this.restarting('route', () =>
+        kafka.consumer({ groupId: groups.route, ...consumerTimings }),
+      );
       this.routerWorker = new RouterWorker({
         router: this.router,
         consumer,
@@ -237,21 +242,35 @@ export class TriggerWorker {
     }
   }
 
-  private track(consumer: Consumer, stage: 'route' | 'streams'): void {
-    this.consumers.push(consumer);
+  /**
+   * The stage's consumer, replaced in the process when kafkajs gives up on it in an outage. A replaced
+   * streams consumer first drops the stage's tasks, as a revocation does.
+   */
+  private restarting(stage: 'route' | 'streams', create: () => Consumer): Consumer {
+    const restarting = new RestartingConsumer({
+      create,
+      stage,
+      log: this.options.log,
+      policy: consumerRestartPolicy(this.options.config.settings.kafka.retries),
+      ...(this.options.metrics === undefined ? {} : { metrics: this.options.metrics }),
+      onCrash: () => {
+        this.joined[stage] = false;
+        this.options.metrics?.kafkaErrors.labels({ operation: `${stage}_consumer` }).inc();
+      },
+      ...(stage === 'streams' ? { beforeRestart: () => this.streamsWorker?.revokeAll() } : {}),
+      ...(this.options.onFatal === undefined ? {} : { onFatal: this.options.onFatal }),
+    });
+    this.consumers.push(restarting);
+    const consumer = restarting.consumer;
     consumer.on(consumer.events.GROUP_JOIN, () => {
       this.joined[stage] = true;
     });
-    consumer.on(consumer.events.CRASH, (e) => {
-      this.joined[stage] = false;
-      const error = e.payload.error;
-      this.options.log('error', `${stage} consumer crashed`, {
-        error: error instanceof Error ? error.message : String(error),
-        restart: e.payload.restart,
-      });
-      this.options.metrics?.kafkaErrors.labels({ operation: `${stage}_consumer` }).inc();
-      if (!e.payload.restart) this.options.onFatal?.(error);
-    });
+    return consumer;
+  }
+
+  /** In-process consumer restarts so far, both stages (the metric counts them by stage). */
+  get consumerRestarts(): number {
+    return this.consumers.reduce((n, c) => n + c.restarts, 0);
   }
 
   /** The running streams stage (for metrics and tests). */
