@@ -10,6 +10,7 @@ import { readJsonRecords } from '../model/json-records.js';
 import { formatInstant, type Instant, parseDatetime } from '../timex/instant.js';
 import { triggerGroupIds } from '../worker/trigger-worker.js';
 import { type CliIo, type Command, openInput, parseCommandArgs, write } from './io.js';
+import { workerAvro } from './worker-runtime.js';
 
 const usage = `Usage: winchester produce [-c FILE] [options] [INPUT]
 
@@ -45,7 +46,10 @@ Options:
                         delayed triggers and expire (clock.mode: event). It first waits until the route
                         stage (group <kafka.client_id>.route) has routed everything on the notifications
                         topic, within --timeout, so no stream-events partition's clock passes events
-                        still to be routed
+                        still to be routed. With schema_registry.url configured the ticks are Avro,
+                        as the trigger workers write them (the schema registered under
+                        <kafka.topics.stream_events>-value first: a registry that cannot be reached
+                        or refuses ends the command, exit 1, before anything is sent)
       --no-wait         with --advance-clock: send the tick without waiting for the route stage
   -q, --quiet           no per-line reports, progress or summary on stderr
   -h, --help            show this help
@@ -198,9 +202,13 @@ const PROGRESS_EVERY = 256;
 async function run(args: string[], io: CliIo): Promise<number> {
   const opts = parse(args);
   const configPath = opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml';
-  const { kafka, clock } = (await loadConfig(configPath, { env: io.env, cwd: io.cwd })).settings;
+  const config = await loadConfig(configPath, { env: io.env, cwd: io.cwd });
+  const { kafka, clock } = config.settings;
   const client = kafkaClientOptions(kafka);
   const topic = opts.topic ?? kafka.topics.notifications;
+  // Ticks in the workers' record format. Connecting before INPUT is sent means a registry that is away
+  // fails the command with nothing done, as it stops a worker at start.
+  const avro = opts.advanceClock === undefined ? undefined : await workerAvro(config, () => undefined);
   let status = 0;
   if (opts.advanceClock === undefined || opts.input !== undefined) {
     status = await send(opts, io, kafka, client, topic);
@@ -220,12 +228,16 @@ async function run(args: string[], io: CliIo): Promise<number> {
     time: opts.advanceClock,
     wait: opts.wait,
     timeoutMs: opts.timeoutMs,
+    ...(avro === undefined ? {} : { codec: avro.codec }),
   });
   if (!opts.quiet) {
+    const notes: string[] = [];
+    if (opts.wait) notes.push(`waited ${formatSeconds(result.waitedMs)} for the route stage`);
+    if (avro !== undefined) notes.push(`Avro, schema id ${avro.codec.schemaIds.streamRecord}`);
     await write(
       io.stderr,
       `advanced the event-time clock of ${plural(result.partitions, 'partition')} of ${kafka.topics.stream_events} ` +
-        `to ${formatInstant(opts.advanceClock)}${opts.wait ? ` (waited ${formatSeconds(result.waitedMs)} for the route stage)` : ''}\n`,
+        `to ${formatInstant(opts.advanceClock)}${notes.length === 0 ? '' : ` (${notes.join('; ')})`}\n`,
     );
   }
   return 0;

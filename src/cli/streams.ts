@@ -31,10 +31,12 @@ import { ConfigError, InputError, UsageError, WinchesterError } from '../errors.
 import { classifyKafkaError, KafkaUnavailableError } from '../kafka/errors.js';
 import { createKafka, createProducer, kafkaClientOptions } from '../kafka/kafka.js';
 import { retriesWithin } from '../kafka/notification-producer.js';
-import { batchValueFor, encodeBatchReference, MAX_INLINE_BATCH_BYTES } from '../kafka/records.js';
+import { MAX_INLINE_BATCH_BYTES } from '../kafka/records.js';
 import type { Message, Producer } from '../kafka/types.js';
 import type { Event, TraitValue } from '../model/event.js';
 import { formatFloat } from '../model/event-json.js';
+import { jsonCodec, type RecordCodec, type RecordValue } from '../serde/codec.js';
+import { publishValue } from '../serde/publish.js';
 import {
   formatInstant,
   type Instant,
@@ -48,6 +50,7 @@ import { jsonString } from '../triggers/key.js';
 import type { DistinguishingValue, DistinguishingValues } from '../triggers/types.js';
 import { withPool } from './db.js';
 import { type CliIo, type Command, parseCommandArgs, write } from './io.js';
+import { workerAvro } from './worker-runtime.js';
 
 const usage = `Usage: winchester streams list [-c FILE] [--trigger NAME] [--state STATE]
                                [--distinguishing NAME=VALUE]... [--older-than DURATION]
@@ -71,7 +74,10 @@ Looks into the streams the trigger workers keep in PostgreSQL, and runs failed o
          before, so a pipeline worker runs it again with the same batch id. A stream already in
          retry_fire / retry_expire has its batch produced again (the recovery when an earlier
          retry could not reach Kafka). A stream without an outbox batch (e.g. its trigger was
-         removed from the configuration) cannot be re-run and is reported.
+         removed from the configuration) cannot be re-run and is reported. With
+         schema_registry.url configured the batch is produced as Avro, as the trigger workers
+         publish it (the schemas registered first: a registry that cannot be reached or refuses
+         ends the command, exit 1, before any stream is changed).
 
 Filters (list):
   --trigger NAME              the trigger's name
@@ -98,7 +104,7 @@ Options:
       --timeout SECONDS  (retry) give up when Kafka does not answer within SECONDS (default 30)
   -h, --help             show this help
 
-Exit status: 0 on success; 1 when the database or Kafka cannot be reached, show's stream does not
+Exit status: 0 on success; 1 when the database, Kafka or the schema registry cannot be reached, show's stream does not
 exist, or retry could not retry every stream asked for (each one is reported); 2 for bad usage or
 configuration (including a missing database.url).
 `;
@@ -752,25 +758,32 @@ const MAX_REQUEST_BYTES = 768 * 1024;
 // Streams read, moved and produced per round: bounds memory (payloads up to the inline limit).
 const PAGE = 100;
 
-/** The batches producer, opened on first use so a dry run or a run with nothing to do needs no Kafka. */
+/**
+ * The batches producer and the record codec, opened on first use so a dry run or a run with nothing to
+ * do needs neither Kafka nor the schema registry.
+ */
 class BatchSender {
-  private producer: Producer | undefined;
+  private opened: { producer: Producer; codec: RecordCodec } | undefined;
 
   constructor(
-    private readonly open: () => Promise<Producer>,
+    private readonly open: () => Promise<{ producer: Producer; codec: RecordCodec }>,
     private readonly topic: string,
     private readonly timeoutMs: number,
     private readonly where: string,
   ) {}
 
   async connect(): Promise<void> {
-    this.producer ??= await this.open();
+    this.opened ??= await this.open();
   }
 
-  /** Produces `messages` in order, in requests below the record batch limit. */
-  async send(messages: readonly Message[]): Promise<void> {
+  /** Produces the batches of `candidates` in order, in requests below the record batch limit. */
+  async send(candidates: readonly RetryCandidate[]): Promise<void> {
     await this.connect();
-    const producer = this.producer as Producer;
+    const { producer, codec } = this.opened as { producer: Producer; codec: RecordCodec };
+    const messages: Message[] = candidates.map((c) => ({
+      key: (c.batch as NonNullable<RetryCandidate['batch']>).messageKey,
+      value: retryValue(c, codec),
+    }));
     let chunk: Message[] = [];
     let bytes = 0;
     const flush = async () => {
@@ -792,9 +805,7 @@ class BatchSender {
       }
     };
     for (const m of messages) {
-      const size =
-        Buffer.byteLength(String(m.value)) +
-        (m.key === null || m.key === undefined ? 0 : Buffer.byteLength(String(m.key)));
+      const size = byteSize(m.value) + byteSize(m.key);
       if (chunk.length > 0 && bytes + size > MAX_REQUEST_BYTES) await flush();
       chunk.push(m);
       bytes += size;
@@ -803,19 +814,31 @@ class BatchSender {
   }
 
   async close(): Promise<void> {
-    await this.producer?.disconnect().catch(() => undefined);
+    await this.opened?.producer.disconnect().catch(() => undefined);
   }
 }
 
-function messageOf(c: RetryCandidate): Message {
+function byteSize(v: Message['value'] | Message['key']): number {
+  if (v === null || v === undefined) return 0;
+  return typeof v === 'string' ? Buffer.byteLength(v) : v.length;
+}
+
+/**
+ * The value the outbox publisher produced for `c`'s batch, in `codec`'s format: inline, or a reference
+ * when the payload is over the inline limit (its payload was then not read).
+ * @throws InputError when the stored payload is not a batch record (Avro re-encodes it).
+ */
+export function retryValue(c: RetryCandidate, codec: RecordCodec = jsonCodec): RecordValue {
   const batch = c.batch;
   if (batch === null) throw new TypeError(`stream ${c.id} has no batch`);
-  // The same value the outbox publisher produced: inline, or a reference when over the inline limit.
-  const value =
-    batch.payload === null
-      ? encodeBatchReference({ batchId: batch.batchId, streamId: c.id, kind: batch.kind, bytes: batch.bytes })
-      : batchValueFor({ batchId: batch.batchId, streamId: c.id, kind: batch.kind, payload: batch.payload });
-  return { key: batch.messageKey, value };
+  const reference = { batchId: batch.batchId, streamId: c.id, kind: batch.kind, bytes: batch.bytes };
+  if (batch.payload === null) return codec.encodeBatchReference(reference);
+  return publishValue(codec, {
+    batchId: batch.batchId,
+    streamId: c.id,
+    kind: batch.kind,
+    payload: batch.payload,
+  });
 }
 
 async function runRetry(opts: RetryOptions, io: CliIo): Promise<number> {
@@ -825,6 +848,9 @@ async function runRetry(opts: RetryOptions, io: CliIo): Promise<number> {
   const brokers = kafka.brokers.join(',');
   const sender = new BatchSender(
     async () => {
+      // The trigger workers' record format: Avro when schema_registry.url is set. Before Kafka, so a
+      // registry that is away leaves nothing connected and every stream as it was.
+      const codec = (await workerAvro(config, () => undefined))?.codec ?? jsonCodec;
       const client = createKafka(
         kafkaClientOptions(kafka, {
           connectionTimeoutMs: Math.min(3000, opts.timeoutMs),
@@ -844,7 +870,7 @@ async function runRetry(opts: RetryOptions, io: CliIo): Promise<number> {
         await producer.disconnect().catch(() => undefined);
         throw classifyKafkaError(error, `connecting to Kafka at ${brokers}`);
       }
-      return producer;
+      return { producer, codec };
     },
     topic,
     opts.timeoutMs,
@@ -990,7 +1016,7 @@ async function retryPage(
   }
   toSend.push(...plan.republish);
   try {
-    await sender.send(toSend.map(messageOf));
+    await sender.send(toSend);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     for (const c of toSend) {

@@ -10,10 +10,10 @@
  * tick to every stream-events partition, behind everything routed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { jsonCodec, type RecordCodec } from '../serde/codec.js';
 import type { Instant } from '../timex/instant.js';
 import { classifyKafkaError, KafkaRequestError } from './errors.js';
 import { createKafka, createProducer, type KafkaClientOptions } from './kafka.js';
-import { encodeTick } from './records.js';
 import type { Admin } from './types.js';
 
 /** Options of {@link advanceClock}. */
@@ -24,6 +24,11 @@ export interface AdvanceClockOptions {
   /** The route stage's consumer group (`<client_id>.route`). */
   readonly routeGroup: string;
   readonly time: Instant;
+  /**
+   * Writes the tick: the codec the trigger workers use (Avro with `schema_registry.url` configured,
+   * src/cli/worker-runtime.ts workerAvro), so every record of the topic is in one format. Default JSON.
+   */
+  readonly codec?: Pick<RecordCodec, 'encodeTick'>;
   /** Wait for the route stage to catch up first (default true). */
   readonly wait?: boolean;
   /** Give up waiting (or on Kafka) after this many milliseconds. */
@@ -66,7 +71,7 @@ export async function advanceClock(options: AdvanceClockOptions): Promise<Advanc
     const waitedMs = Date.now() - started;
     const metadata = await admin.fetchTopicMetadata({ topics: [options.streamEventsTopic] });
     const partitions = metadata.topics[0]?.partitions.map((p) => p.partitionId) ?? [];
-    const value = encodeTick(options.time);
+    const value = (options.codec ?? jsonCodec).encodeTick(options.time);
     await producer.connect();
     await producer.send({
       topic: options.streamEventsTopic,
