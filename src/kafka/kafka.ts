@@ -251,7 +251,7 @@ class SerialSends {
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         abandoned = !started;
-        const seconds = Math.round(this.timeoutMs / 100) / 10;
+        const seconds = this.timeoutMs / 1000;
         reject(
           new KafkaUnavailableError(
             started
@@ -260,7 +260,6 @@ class SerialSends {
           ),
         );
       }, this.timeoutMs);
-      timer.unref();
       result.then(
         (value) => {
           clearTimeout(timer);
