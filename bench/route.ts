@@ -15,7 +15,10 @@
  *  - `toString + JSON.parse`: the baseline, what a raw consumer does with each value;
  *  - distill: `Distiller.distill` of the parsed notifications;
  *  - match: every trigger's `match` for every distilled event;
- *  - record key + encode: `streamRecordKey` and the codec's `encodeStreamEvent` per matched trigger;
+ *  - record key + encode: `streamRecordKey` and the codec's `encodeStreamEvent` per matched trigger
+ *    (the generic path, without the router's per-stream cache);
+ *  - records: `appendEventRecords` as the router calls it (match, then key, value and partition of each
+ *    record, with the per-stream cache), kept in chunks of 500 records as the router keeps them;
  *  - partition: `PartitionCache.of` per record key;
  *  - route (all): `Router.route` over the Buffers in chunks of 500, which is all of the above plus glue;
  *  - kafkajs produce encode: kafkajs' Produce request encoding of the records `route` returned (per
@@ -35,7 +38,13 @@ import type { Event } from '../src/model/event.js';
 import { generateNotifications } from '../src/notigen/index.js';
 import { jsonCodec } from '../src/serde/codec.js';
 import type { TriggerDefinition, TriggerMatch } from '../src/triggers/types.js';
-import { type InboundMessage, type OutboundMessage, Router } from '../src/worker/router.js';
+import {
+  appendEventRecords,
+  type InboundMessage,
+  type OutboundMessage,
+  Router,
+  StreamRecordCache,
+} from '../src/worker/router.js';
 import { writeResults } from './lib/harness.js';
 
 const CONFIG_FILE = new URL('../etc/winchester.yaml', import.meta.url).pathname;
@@ -138,7 +147,8 @@ async function main(): Promise<void> {
       note: 'per notification',
       best: Number.POSITIVE_INFINITY,
       run: () => {
-        for (const m of messages) sink += (JSON.parse((m.value as Buffer).toString('utf8')) as object) ? 1 : 0;
+        for (const m of messages)
+          sink += (JSON.parse((m.value as Buffer).toString('utf8')) as object) ? 1 : 0;
       },
     },
     {
@@ -176,6 +186,30 @@ async function main(): Promise<void> {
             watermark,
           });
           sink += v.length;
+        }
+      },
+    },
+    {
+      name: 'records (match + key + encode + part.)',
+      note: "appendEventRecords, the router's per-event path",
+      best: Number.POSITIVE_INFINITY,
+      run: () => {
+        const target = {
+          triggers,
+          streamEventsTopic: 'stream-events',
+          codec: jsonCodec,
+          partitions: new PartitionCache(PARTITIONS),
+          streams: new StreamRecordCache(triggers.length),
+        };
+        let out: OutboundMessage[] = [];
+        let watermark = 0;
+        for (const e of events) {
+          if (e.timestamp > watermark) watermark = e.timestamp;
+          appendEventRecords(out, e, target, watermark);
+          if (out.length >= CHUNK) {
+            sink += out.length;
+            out = [];
+          }
         }
       },
     },
@@ -231,7 +265,11 @@ async function main(): Promise<void> {
     ratio: s.best / base,
     note: s.note,
   }));
-  say(`\nCPU µs per notification, best of ${RUNS} (load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}):`);
+  say(
+    `\nCPU µs per notification, best of ${RUNS} (load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}):`,
+  );
   say(`${'step'.padEnd(36)} ${'µs/notif'.padStart(9)} ${'× parse'.padStart(8)}  note`);
   for (const r of rows) {
     say(

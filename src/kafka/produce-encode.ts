@@ -19,7 +19,10 @@ export interface EncodableMessage {
 /** Messages of one topic by partition. */
 export interface EncodableTopic {
   readonly topic: string;
-  readonly partitions: readonly { readonly partition: number; readonly messages: readonly EncodableMessage[] }[];
+  readonly partitions: readonly {
+    readonly partition: number;
+    readonly messages: readonly EncodableMessage[];
+  }[];
 }
 
 interface ProduceRequest {
@@ -55,7 +58,11 @@ export async function encodeProduceRequest(topics: readonly EncodableTopic[]): P
     producerEpoch: 0,
     topicData: topics.map((t) => ({
       topic: t.topic,
-      partitions: t.partitions.map((p) => ({ partition: p.partition, firstSequence: 0, messages: p.messages })),
+      partitions: t.partitions.map((p) => ({
+        partition: p.partition,
+        firstSequence: 0,
+        messages: p.messages,
+      })),
     })),
   });
   return (await request.encode()).buffer;

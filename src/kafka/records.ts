@@ -99,15 +99,36 @@ function distinguishingJson(values: DistinguishingValues): string {
 }
 
 /**
+ * The head of a stream-events record value: everything before the watermark and the event, which is
+ * the same for every event of one stream of one trigger (so a caller may compute it once per stream).
+ * `head + streamEventTail(…)` is exactly {@link encodeStreamEvent}'s text.
+ */
+export function streamEventHead(trigger: string, key: string, distinguishing: DistinguishingValues): string {
+  return (
+    `{"v":${RECORD_VERSION},"type":"event","trigger":${jsonString(trigger)},"key":${jsonString(key)},` +
+    `"distinguishing":${distinguishingJson(distinguishing)}`
+  );
+}
+
+/**
+ * The rest of a stream-events record value after {@link streamEventHead}: the watermark (when there is
+ * one) and the event, given as its `eventToTypedJson` text (computed once per event, whatever the number
+ * of triggers it matched).
+ */
+export function streamEventTail(eventJson: string, watermark: Instant | undefined): string {
+  return watermark === undefined
+    ? `,"event":${eventJson}}`
+    : `,"watermark":${instantJson(watermark)},"event":${eventJson}}`;
+}
+
+/**
  * The value of a stream-events record for one matched event. The event comes last, so the fields a
  * reader looks at first are at the head of the text.
  */
 export function encodeStreamEvent(r: Omit<StreamEventRecord, 'type'>): string {
   return (
-    `{"v":${RECORD_VERSION},"type":"event","trigger":${jsonString(r.trigger)},"key":${jsonString(r.key)},` +
-    `"distinguishing":${distinguishingJson(r.distinguishing)}` +
-    `${r.watermark === undefined ? '' : `,"watermark":${instantJson(r.watermark)}`},` +
-    `"event":${eventToTypedJson(r.event)}}`
+    streamEventHead(r.trigger, r.key, r.distinguishing) +
+    streamEventTail(eventToTypedJson(r.event), r.watermark)
   );
 }
 

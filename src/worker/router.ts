@@ -11,14 +11,15 @@
 import type { Distiller } from '../distill/index.js';
 import { describeKafkaError } from '../kafka/errors.js';
 import { PartitionCache } from '../kafka/partitioner.js';
-import { streamRecordKey } from '../kafka/records.js';
+import { streamEventHead, streamEventTail, streamRecordKey } from '../kafka/records.js';
 import type { Consumer, EachBatchPayload, Producer } from '../kafka/types.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import type { Event } from '../model/event.js';
-import { isConfluentFramed, jsonCodec, type RecordCodec } from '../serde/codec.js';
+import { eventToTypedJson } from '../model/event-json.js';
+import { isConfluentFramed, jsonCodec, type RecordCodec, type RecordValue } from '../serde/codec.js';
 import type { AvroNotificationDecoder } from '../serde/notifications.js';
 import type { Instant } from '../timex/instant.js';
-import type { TriggerDefinition } from '../triggers/types.js';
+import type { DistinguishingValues, TriggerDefinition } from '../triggers/types.js';
 
 /** A consumed message, as much of it as routing needs (kafkajs' KafkaMessage satisfies it). */
 export interface InboundMessage {
@@ -55,6 +56,12 @@ export interface RouterCounts {
   readonly matched: number[];
   /** Dead-lettered notifications by reason. */
   deadLettered: Record<DeadLetterReason, number>;
+}
+
+/** The router's counters and event time at one moment ({@link Router.snapshot}). */
+export interface RouterSnapshot {
+  readonly counts: Readonly<RouterCounts>;
+  readonly highestEventTime: Instant | null;
 }
 
 /** Options of {@link Router}. */
@@ -128,6 +135,7 @@ export class Router {
       ...(options.streamEventsPartitions === undefined
         ? {}
         : { partitions: new PartitionCache(options.streamEventsPartitions) }),
+      streams: new StreamRecordCache(options.triggers.length),
     };
   }
 
@@ -139,6 +147,43 @@ export class Router {
   /** The highest timestamp of an event routed so far, or null before the first. */
   get highestEventTime(): Instant | null {
     return this.highest === Number.NEGATIVE_INFINITY ? null : this.highest;
+  }
+
+  /**
+   * A copy of the counters and the highest event time as they are now: what the metrics publish once
+   * the output routed so far is acknowledged, and what {@link restore} goes back to when output routed
+   * after it is discarded unsent.
+   */
+  snapshot(): RouterSnapshot {
+    const c = this.counts;
+    return {
+      counts: {
+        notifications: c.notifications,
+        events: c.events,
+        unmatched: c.unmatched,
+        joinedNone: c.joinedNone,
+        records: c.records,
+        matched: [...c.matched],
+        deadLettered: Object.assign(Object.create(null), c.deadLettered),
+      },
+      highestEventTime: this.highestEventTime,
+    };
+  }
+
+  /** Goes back to a {@link snapshot}, forgetting everything routed since (it was never sent). */
+  restore(s: RouterSnapshot): void {
+    const c = this.counts;
+    const from = s.counts;
+    c.notifications = from.notifications;
+    c.events = from.events;
+    c.unmatched = from.unmatched;
+    c.joinedNone = from.joinedNone;
+    c.records = from.records;
+    for (let i = 0; i < c.matched.length; i++) c.matched[i] = from.matched[i] ?? 0;
+    const dead: Record<DeadLetterReason, number> = Object.create(null);
+    for (const reason in from.deadLettered) dead[reason] = from.deadLettered[reason] as number;
+    c.deadLettered = dead;
+    this.highest = s.highestEventTime ?? Number.NEGATIVE_INFINITY;
   }
 
   /**
@@ -267,6 +312,70 @@ export class Router {
   }
 }
 
+/** What every stream-events record of one stream of one trigger shares, computed once per stream. */
+interface StreamRecordParts {
+  /** The match's values these parts were built from (the trigger's memo hands out the same object). */
+  readonly distinguishing: DistinguishingValues;
+  /** The Kafka key ({@link streamRecordKey}). */
+  readonly key: string;
+  /** The key's partition, when the target picks partitions. */
+  readonly partition: number | undefined;
+  /** {@link streamEventHead} of the stream, for JSON records. */
+  readonly head: string | undefined;
+}
+
+/** Default bound of {@link StreamRecordCache}: streams remembered per trigger. */
+export const DEFAULT_STREAM_RECORD_CACHE = 65_536;
+
+/**
+ * Per trigger and stream key, the parts of a stream-events record that do not depend on the event: its
+ * Kafka key, partition and JSON head. A stream's events come again and again, and a trigger's match
+ * hands out the same frozen key string and values for them, so a Map hit replaces building the record
+ * key, hashing it for the partition and writing the stream's identity as JSON. An entry is used only for
+ * the very values object it was built from (two sets of values can share a key: a float -0 and 0), and
+ * each trigger's map starts over when it reaches `maxStreams`, so memory stays bounded.
+ */
+export class StreamRecordCache {
+  private readonly maps: Map<string, StreamRecordParts>[] = [];
+
+  constructor(
+    triggers: number,
+    private readonly maxStreams = DEFAULT_STREAM_RECORD_CACHE,
+  ) {
+    for (let i = 0; i < triggers; i++) this.maps.push(new Map());
+  }
+
+  /** The parts for `triggers[index]`'s match (key `key`, values `distinguishing`). */
+  parts(
+    index: number,
+    trigger: string,
+    key: string,
+    distinguishing: DistinguishingValues,
+    partitions: PartitionCache | undefined,
+    json: boolean,
+  ): StreamRecordParts {
+    const map = this.maps[index] as Map<string, StreamRecordParts>;
+    const known = map.get(key);
+    if (
+      known !== undefined &&
+      known.distinguishing === distinguishing &&
+      (known.head !== undefined) === json
+    ) {
+      return known;
+    }
+    const recordKey = streamRecordKey(trigger, key);
+    const parts: StreamRecordParts = {
+      distinguishing,
+      key: recordKey,
+      partition: partitions?.of(recordKey),
+      head: json ? streamEventHead(trigger, key, distinguishing) : undefined,
+    };
+    if (known === undefined && map.size >= this.maxStreams) map.clear();
+    map.set(key, parts);
+    return parts;
+  }
+}
+
 /** Where {@link appendEventRecords} sends matched events: the same for every event of a worker. */
 export interface EventRecordTarget {
   readonly triggers: readonly TriggerDefinition[];
@@ -283,6 +392,8 @@ export interface EventRecordTarget {
    * key); otherwise the producer's partitioner decides.
    */
   readonly partitions?: PartitionCache;
+  /** When given, the per-stream parts of records are remembered there (built for `triggers`). */
+  readonly streams?: StreamRecordCache;
 }
 
 /**
@@ -290,6 +401,10 @@ export interface EventRecordTarget {
  * stream key, so a stream stays on one partition) and returns how many. Used for distilled notifications
  * and for the new events pipelines emit, which go back into trigger processing without re-distilling.
  * `watermark` is the router's event time when it routed the event (none for pipelines' events).
+ *
+ * Values are Buffers: the JSON text is encoded once here, in one piece, so the record holds no string
+ * rope (which the young-generation GC would copy while the chunk waits for its acks) and the producer
+ * copies bytes instead of measuring and encoding the text again.
  */
 export function appendEventRecords(
   out: OutboundMessage[],
@@ -297,8 +412,12 @@ export function appendEventRecords(
   target: EventRecordTarget,
   watermark?: Instant,
 ): number {
-  const { triggers, streamEventsTopic, matched, partitions } = target;
+  const { triggers, streamEventsTopic, matched, partitions, streams } = target;
   const codec = target.codec ?? jsonCodec;
+  // The JSON codec's text is assembled here from its parts (exactly encodeStreamEvent's text), so the
+  // event's JSON is written once whatever the number of triggers it matched.
+  const json = codec === jsonCodec;
+  let eventJson: string | undefined;
   let joined = 0;
   for (let i = 0; i < triggers.length; i++) {
     const def = triggers[i] as TriggerDefinition;
@@ -306,18 +425,31 @@ export function appendEventRecords(
     if (!match.matched) continue;
     joined++;
     if (matched !== undefined) matched[i] = (matched[i] ?? 0) + 1;
-    const key = streamRecordKey(def.name, match.key);
-    const value = codec.encodeStreamEvent({
-      trigger: def.name,
-      key: match.key,
-      distinguishing: match.distinguishing,
-      event,
-      ...(watermark === undefined ? {} : { watermark }),
-    });
+    const parts =
+      streams === undefined
+        ? undefined
+        : streams.parts(i, def.name, match.key, match.distinguishing, partitions, json);
+    const key = parts === undefined ? streamRecordKey(def.name, match.key) : parts.key;
+    let value: RecordValue;
+    if (json) {
+      eventJson ??= eventToTypedJson(event);
+      const head = parts?.head ?? streamEventHead(def.name, match.key, match.distinguishing);
+      value = Buffer.from(head + streamEventTail(eventJson, watermark), 'utf8');
+    } else {
+      value = codec.encodeStreamEvent({
+        trigger: def.name,
+        key: match.key,
+        distinguishing: match.distinguishing,
+        event,
+        ...(watermark === undefined ? {} : { watermark }),
+      });
+      if (typeof value === 'string') value = Buffer.from(value, 'utf8');
+    }
+    const partition = parts === undefined ? partitions?.of(key) : parts.partition;
     out.push(
-      partitions === undefined
+      partition === undefined
         ? { topic: streamEventsTopic, key, value }
-        : { topic: streamEventsTopic, key, value, partition: partitions.of(key) },
+        : { topic: streamEventsTopic, key, value, partition },
     );
   }
   return joined;
@@ -437,8 +569,8 @@ class RouterMetricsSync {
     this.sync();
   }
 
-  sync(): void {
-    const c = this.router.counts;
+  /** Publishes the increase up to `c` (default: the router's counters now). */
+  sync(c: Readonly<RouterCounts> = this.router.counts): void {
     const last = this.last;
     // inc(0) is cheap and makes the series exist, so every trigger and reason shows up from the start.
     this.received.inc(c.notifications - last.notifications);
@@ -462,6 +594,15 @@ class RouterMetricsSync {
     last.joinedNone = c.joinedNone;
     last.records = c.records;
   }
+}
+
+/** A routed chunk whose produce request is in flight. */
+interface InFlightChunk {
+  readonly sent: Promise<void>;
+  /** The offset to resolve once it is acknowledged (its last message's). */
+  readonly lastOffset: string;
+  /** The router right after routing it: what its acknowledgement makes final. */
+  readonly state: RouterSnapshot;
 }
 
 /** Runs the {@link Router} on a consumer group of the notifications topic. */
@@ -527,6 +668,12 @@ export class RouterWorker {
    * Routes one fetched batch in chunks: produce, wait for the acknowledgement, then resolve the offsets
    * (committed by kafkajs' auto-commit) and heartbeat, so a long batch neither loses its input on a crash
    * nor its group membership (kafkajs #375: only heartbeats keep a member alive during eachBatch).
+   *
+   * Pipelined one chunk deep: chunk k+1 is routed while chunk k's produce request is in flight, and sent
+   * once chunk k is acknowledged (so records still go out in input order, one request after the other).
+   * An offset is still resolved only after the acks of its own chunk and of every chunk before it. When
+   * chunk k+1 is not sent (k's send failed, or the batch went stale meanwhile), the router goes back to
+   * its snapshot after chunk k, so counters and metrics count only what was handed to the producer.
    */
   async handleBatch(
     payload: Pick<
@@ -535,29 +682,75 @@ export class RouterWorker {
     >,
   ): Promise<void> {
     const { batch } = payload;
+    const router = this.options.router;
     const size = this.options.chunkSize ?? 500;
     const messages = batch.messages;
+    const live = () => payload.isRunning() && !payload.isStale();
+    let inFlight: InFlightChunk | undefined;
+    let stale = false;
     for (let i = 0; i < messages.length; i += size) {
       // After a rebalance the rest of the batch belongs to someone else (kafkajs #1527: stale batches).
-      if (!payload.isRunning() || payload.isStale()) return;
+      if (!live()) {
+        stale = true;
+        break;
+      }
       const chunk = messages.slice(i, i + size);
-      await this.options.router.prepare(chunk);
-      const out = this.options.router.route(batch.topic, batch.partition, chunk);
-      const routedUpTo = this.options.router.highestEventTime;
+      let out: OutboundMessage[];
       try {
-        await this.options.send(out);
+        await router.prepare(chunk);
+        out = router.route(batch.topic, batch.partition, chunk);
       } catch (error) {
-        // kafkajs retries the batch; the counters already include this chunk, as the router's do.
-        this.options.metrics?.kafkaErrors.labels({ operation: 'produce_stream_events' }).inc();
-        this.metricsSync?.sync();
+        if (inFlight !== undefined) await this.settle(inFlight, payload);
         throw error;
       }
-      this.metricsSync?.sync();
-      this.ackedEventTime = routedUpTo;
-      payload.resolveOffset((chunk[chunk.length - 1] as InboundMessage).offset);
-      await payload.heartbeat();
+      if (inFlight !== undefined) {
+        const previous = inFlight;
+        inFlight = undefined;
+        try {
+          await this.settle(previous, payload);
+        } catch (error) {
+          router.restore(previous.state);
+          throw error;
+        }
+        if (!live()) {
+          // This chunk stays unsent: the partition's new owner routes it again.
+          router.restore(previous.state);
+          return;
+        }
+      }
+      inFlight = this.dispatch(out, (chunk[chunk.length - 1] as InboundMessage).offset, router.snapshot());
     }
-    await payload.commitOffsetsIfNecessary();
+    if (inFlight !== undefined) await this.settle(inFlight, payload);
+    if (!stale) await payload.commitOffsetsIfNecessary();
+  }
+
+  /** Starts producing a routed chunk (its rejection is observed by {@link settle}, never left unhandled). */
+  private dispatch(out: OutboundMessage[], lastOffset: string, state: RouterSnapshot): InFlightChunk {
+    const sent = this.options.send(out);
+    sent.catch(() => undefined);
+    return { sent, lastOffset, state };
+  }
+
+  /**
+   * Waits for a dispatched chunk's acknowledgement, then publishes its counts, advances the event time
+   * ticks may carry, resolves its offset and heartbeats. Rethrows a failed send (nothing resolved).
+   */
+  private async settle(
+    c: InFlightChunk,
+    payload: Pick<EachBatchPayload, 'resolveOffset' | 'heartbeat'>,
+  ): Promise<void> {
+    try {
+      await c.sent;
+    } catch (error) {
+      // kafkajs retries the batch; the counters already include this chunk, as the router's do.
+      this.options.metrics?.kafkaErrors.labels({ operation: 'produce_stream_events' }).inc();
+      this.metricsSync?.sync(c.state.counts);
+      throw error;
+    }
+    this.metricsSync?.sync(c.state.counts);
+    this.ackedEventTime = c.state.highestEventTime;
+    payload.resolveOffset(c.lastOffset);
+    await payload.heartbeat();
   }
 
   /** Stops ticking and consuming (the in-flight batch finishes first) and leaves the group. Idempotent. */
