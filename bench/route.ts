@@ -301,7 +301,10 @@ function byPartition(out: readonly OutboundMessage[]): EncodableTopic[] {
   const topics = new Map<string, Map<number, OutboundMessage[]>>();
   for (const m of out) {
     let t = topics.get(m.topic);
-    if (t === undefined) topics.set(m.topic, (t = new Map()));
+    if (t === undefined) {
+      t = new Map();
+      topics.set(m.topic, t);
+    }
     const p = m.partition ?? 0;
     const list = t.get(p);
     if (list === undefined) t.set(p, [m]);
