@@ -5,7 +5,7 @@
  *
  * Use, per checkpoint interval:
  * ```ts
- * const collector = new CheckpointCollector(claimed.liveStreams);   // once, after claimPartition
+ * const collector = new CheckpointCollector();                      // once, after claimPartition
  * collector.add(engine.takeEffects());                              // as often as you like
  * const cp = collector.build({ topic, partition, epoch, offset, nextSeq: engine.exportState().nextSeq }, engine, outbox);
  * await store.checkpoint(cp);                                       // retry the same cp if retriable
@@ -30,6 +30,11 @@ export interface LiveStreamSource {
 
 /** What the effects of one interval said about one stream. */
 interface Pending {
+  /**
+   * The version before the interval's first effect on the stream: what the previous checkpoint stored
+   * (every effect raises a stream's version by exactly one), unless the stream opened in the interval.
+   */
+  readonly before: number;
   version: number;
   trigger: string;
   opened?: { seq: number; key: string; distinguishing: DistinguishingValues };
@@ -42,18 +47,16 @@ interface Pending {
   closed?: { state: StreamState; at: Instant | null };
 }
 
+/**
+ * Keeps nothing per live stream between checkpoints (a worker holds hundreds of thousands): a changed
+ * stream's stored version is the one before its first effect since the last checkpoint, and a stream is
+ * new exactly when that interval opened it. The checkpoint's version checks catch any disagreement.
+ */
 export class CheckpointCollector {
-  /** Live streams as stored: id → version at the last committed checkpoint. */
-  private readonly stored = new Map<StreamId, number>();
   private pending = new Map<StreamId, Pending>();
   private events: StreamEventWrite[] = [];
   /** What the sealed (in-flight) checkpoint writes, until it is committed. */
   private sealed: Map<StreamId, Pending> | undefined;
-
-  /** @param liveStreams the streams the claim returned (already stored, at their versions). */
-  constructor(liveStreams: readonly Pick<StreamRow, 'id' | 'version'>[] = []) {
-    for (const s of liveStreams) this.stored.set(s.id, s.version);
-  }
 
   /** Number of streams changed since the last committed checkpoint. */
   get changedStreams(): number {
@@ -66,7 +69,7 @@ export class CheckpointCollector {
       if (e.type === 'duplicateIgnored') continue;
       let p = this.pending.get(e.streamId);
       if (p === undefined) {
-        p = { version: e.version, trigger: e.trigger };
+        p = { before: e.version - 1, version: e.version, trigger: e.trigger };
         this.pending.set(e.streamId, p);
       }
       p.version = e.version;
@@ -125,7 +128,7 @@ export class CheckpointCollector {
       liveIds.delete(row.id);
       streams.push({
         id: row.id,
-        expectedVersion: this.stored.get(row.id) ?? null,
+        expectedVersion: p.opened === undefined ? p.before : null,
         version: row.version,
         state: 'active',
         seq: row.seq,
@@ -144,7 +147,8 @@ export class CheckpointCollector {
     }
     for (const [id, p] of this.pending) {
       if (p.closed === undefined) continue;
-      const expectedVersion = this.stored.get(id) ?? null;
+      const opened = p.opened;
+      const expectedVersion = opened === undefined ? p.before : null;
       const write: StreamWrite = {
         id,
         expectedVersion,
@@ -156,16 +160,18 @@ export class CheckpointCollector {
         fireAt: p.fireAt,
         closedAt: p.closed.at,
       };
-      if (expectedVersion === null) {
-        if (p.opened === undefined || p.expireAt === undefined) {
-          throw new Error(`stream ${id} closed before any checkpoint, but its opening was not collected`);
+      if (opened !== undefined) {
+        if (p.expireAt === undefined) {
+          throw new Error(
+            `stream ${id} opened and closed in one interval, but its first event was not collected`,
+          );
         }
         streams.push({
           ...write,
-          seq: p.opened.seq,
+          seq: opened.seq,
           trigger: p.trigger,
-          key: p.opened.key,
-          distinguishing: p.opened.distinguishing,
+          key: opened.key,
+          distinguishing: opened.distinguishing,
           counts: [],
         });
       } else {
@@ -196,11 +202,6 @@ export class CheckpointCollector {
    * The checkpoint built last (the sealed one, if any) was written: its versions are now the stored ones.
    */
   committed(): void {
-    const written = this.sealed ?? this.pending;
-    for (const [id, p] of written) {
-      if (p.closed === undefined) this.stored.set(id, p.version);
-      else this.stored.delete(id);
-    }
     if (this.sealed !== undefined) {
       this.sealed = undefined;
     } else {

@@ -47,11 +47,34 @@ export interface ClaimedPartition {
   readonly offset: number | null;
   /** The engine's next stream sequence number. */
   readonly nextSeq: number;
-  /** The partition's active streams by ascending seq, as the engine imports them. */
+  /**
+   * The partition's active streams by ascending seq, as the engine imports them; empty when they were
+   * handed to a {@link StreamSink} instead.
+   */
   readonly liveStreams: readonly StreamRow[];
-  /** `{nextSeq, now: null, streams: liveStreams}`, ready for `PartitionEngine.importState`. */
+  /** `{nextSeq, now, streams: liveStreams, recent}`, ready for `PartitionEngine.importState`. */
   readonly snapshot: PartitionSnapshot;
 }
+
+/**
+ * Receives a claimed partition's live streams a chunk at a time, by ascending seq, while the claim's
+ * transaction is open (the claim commits after the last chunk). The rows are not kept by the store: a
+ * sink that imports them into an engine lets them be collected chunk by chunk. Awaited before the next
+ * chunk is read, so the event loop turns between chunks (consumer heartbeats keep going). An error it
+ * throws rolls the claim back and is thrown by the claim unchanged.
+ */
+export type StreamSink = (rows: StreamRow[]) => void | Promise<void>;
+
+/** Live streams a claim reads per statement (keyset pages by seq). */
+export const CLAIM_CHUNK = 5000;
+
+/**
+ * At most this many message ids are kept on a stream's row (migration 0006); a longer stream's list is
+ * dropped from the row and read from stream_events when claimed. Appending to the row's list rewrites it
+ * on every checkpoint that touches the stream, so the cap bounds that rewrite for long streams, while the
+ * streams of a typical partition (a few events each) restore with one index range scan.
+ */
+export const ROW_MESSAGE_IDS_MAX = 64;
 
 /**
  * One stream changed since the previous checkpoint. New streams (`expectedVersion: null`) need
@@ -187,9 +210,6 @@ export function traitsFromDb(raw: unknown, where: string): Record<string, TraitV
 
 // ---- the store ----------------------------------------------------------------------------
 
-const STREAM_COLUMNS = sql.fragment`s.id, s.seq, s.trigger, s.key, s.first_event, s.last_event, s.expire_at,
-  s.fire_at, s.version, s.criterion_counts`;
-
 /** PostgreSQL-backed partition state for trigger workers. Holds no state of its own besides the pool. */
 export class CheckpointStore {
   constructor(private readonly pool: DatabasePool) {}
@@ -197,9 +217,16 @@ export class CheckpointStore {
   /**
    * Takes ownership of a partition: bumps its epoch (creating its row on first use) and reads what
    * the engine resumes from. Any checkpoint still carrying an older epoch fails from now on.
+   *
+   * The live streams are read in pages of {@link CLAIM_CHUNK} by ascending seq. With `sink`, each page
+   * is handed to it as it is read (and `liveStreams`/`snapshot.streams` come back empty), so a caller
+   * can build its engine while reading and never hold every row at once; without, they are returned.
+   * A page is one index range scan of `streams`: a row's message ids come from its own `message_ids`
+   * column while that is current (migration 0006), else from stream_events.
    */
-  async claimPartition(topic: string, partition: number): Promise<ClaimedPartition> {
+  async claimPartition(topic: string, partition: number, sink?: StreamSink): Promise<ClaimedPartition> {
     checkInt(partition, 'partition', 0);
+    let sinkError: { error: unknown } | undefined;
     try {
       return await this.pool.transaction(async (tx) => {
         const claim = await tx.one(sql.unsafe`
@@ -207,13 +234,25 @@ export class CheckpointStore {
           ON CONFLICT (topic, partition) DO UPDATE
             SET epoch = partition_checkpoints.epoch + 1, claimed_at = now()
           RETURNING epoch, "offset", next_seq, clock`);
-        const rows = await tx.any(sql.unsafe`
-          SELECT ${STREAM_COLUMNS},
-            ARRAY(SELECT e.message_id FROM stream_events e WHERE e.stream_id = s.id ORDER BY e.ord) AS message_ids
-          FROM streams s
-          WHERE s.topic = ${topic} AND s.partition = ${partition} AND s.state = 'active'
-          ORDER BY s.seq`);
-        const liveStreams = rows.map((r) => rowToStream(r));
+        // Plans of these statements are simple index scans: JIT compilation would cost more than it saves.
+        await tx.query(sql.unsafe`SET LOCAL jit = off`);
+        const liveStreams: StreamRow[] = [];
+        for (let after = 0; ; ) {
+          const page = await readLivePage(tx, topic, partition, after);
+          if (page.length === 0) break;
+          after = (page[page.length - 1] as StreamRow).seq;
+          if (sink === undefined) {
+            for (const row of page) liveStreams.push(row);
+          } else {
+            try {
+              await sink(page);
+            } catch (error) {
+              sinkError = { error };
+              throw error;
+            }
+          }
+          if (page.length < CLAIM_CHUNK) break;
+        }
         const recentRows = await tx.any(sql.unsafe`
           SELECT trigger, key, stream_id, version, until, message_ids FROM recent_closed
           WHERE topic = ${topic} AND partition = ${partition}`);
@@ -242,6 +281,8 @@ export class CheckpointStore {
         };
       });
     } catch (error) {
+      // The sink's own failure (a corrupt row for the engine) is the caller's error, not the database's.
+      if (sinkError !== undefined) throw sinkError.error;
       throw toDatabaseError(error, `claiming ${topic}[${partition}]`);
     }
   }
@@ -270,8 +311,9 @@ export class CheckpointStore {
         if (owned === null) {
           throw new OwnershipLostError(topic, partition, 'epoch', `epoch ${cp.epoch} is no longer current`);
         }
-        await insertStreams(tx, cp);
-        await updateStreams(tx, cp);
+        const newIds = messageIdsByStream(cp.events);
+        await insertStreams(tx, cp, newIds);
+        await updateStreams(tx, cp, newIds);
         await insertEvents(tx, cp.events);
         await insertOutbox(tx, cp.outbox);
         await writeRecent(tx, cp);
@@ -389,25 +431,73 @@ export class CheckpointStore {
   }
 }
 
+/**
+ * One page of a partition's live streams, seq after `after`. The numbers travel as text and the
+ * criterion counts with the message ids as one small JSON document per row: that skips the driver's
+ * BigInt and array parsers (a character-at-a-time parser, most of the claim's client time), and
+ * `JSON.parse` gives each id a string of its own (a substring would keep the whole text it was cut from).
+ */
+async function readLivePage(
+  tx: DatabaseTransactionConnection,
+  topic: string,
+  partition: number,
+  after: number,
+): Promise<StreamRow[]> {
+  const rows = await tx.any(sql.unsafe`
+    SELECT s.id, s.trigger, s.key,
+      concat_ws(',', s.seq, s.first_event, s.last_event, s.expire_at, s.version, s.fire_at) AS n,
+      json_build_array(s.criterion_counts, CASE WHEN s.message_ids_version = s.version THEN s.message_ids
+        ELSE ARRAY(SELECT e.message_id FROM stream_events e WHERE e.stream_id = s.id ORDER BY e.ord) END)::text AS j
+    FROM streams s
+    WHERE s.topic = ${topic} AND s.partition = ${partition} AND s.state = 'active' AND s.seq > ${after}
+    ORDER BY s.seq
+    LIMIT ${CLAIM_CHUNK}`);
+  const out = new Array<StreamRow>(rows.length);
+  for (let i = 0; i < rows.length; i++) out[i] = rowToStream(rows[i] as Record<string, unknown>);
+  return out;
+}
+
+/** A safe integer from its decimal text (as `concat_ws` writes a bigint or integer column). */
+function intOf(text: string | undefined, what: string, id: string): number {
+  const n = text === undefined || text === '' ? Number.NaN : Number(text);
+  if (!Number.isSafeInteger(n))
+    throw new WinchesterError(`stream ${id}: database returned a bad ${what}: ${text}`);
+  return n;
+}
+
 function rowToStream(r: Record<string, unknown>): StreamRow {
   const id = String(r.id);
-  const counts = r.criterion_counts;
-  const ids = r.message_ids;
-  if (!Array.isArray(counts) || !Array.isArray(ids)) {
-    throw new WinchesterError(`stream ${id}: bad criterion counts or message ids`);
+  // seq, first, last, expire_at, version, then fire_at unless NULL (concat_ws skips NULLs).
+  const n = String(r.n).split(',');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(String(r.j));
+  } catch {
+    parsed = null;
+  }
+  const counts = Array.isArray(parsed) ? parsed[0] : undefined;
+  const ids = Array.isArray(parsed) ? parsed[1] : undefined;
+  if (!Array.isArray(counts) || !Array.isArray(ids) || (n.length !== 5 && n.length !== 6)) {
+    throw new WinchesterError(`stream ${id}: bad criterion counts, message ids or times`);
+  }
+  for (const c of counts) {
+    if (!isSafe(c)) throw new WinchesterError(`stream ${id}: database returned a bad criterion count: ${c}`);
+  }
+  for (const m of ids) {
+    if (typeof m !== 'string') throw new WinchesterError(`stream ${id}: database returned a bad message id`);
   }
   return {
     id,
-    seq: toInt(r.seq, 'seq'),
+    seq: intOf(n[0], 'seq', id),
     trigger: String(r.trigger),
     key: String(r.key),
-    first: toInt(r.first_event, 'first_event'),
-    last: toInt(r.last_event, 'last_event'),
-    expireAt: toInt(r.expire_at, 'expire_at'),
-    fireAt: r.fire_at === null ? null : toInt(r.fire_at, 'fire_at'),
-    version: toInt(r.version, 'version'),
-    counts: counts.map((c) => toInt(c, 'criterion count')),
-    messageIds: ids.map(String),
+    first: intOf(n[1], 'first_event', id),
+    last: intOf(n[2], 'last_event', id),
+    expireAt: intOf(n[3], 'expire_at', id),
+    fireAt: n.length === 6 ? intOf(n[5], 'fire_at', id) : null,
+    version: intOf(n[4], 'version', id),
+    counts: counts as number[],
+    messageIds: ids as string[],
   };
 }
 
@@ -450,33 +540,62 @@ function validateCheckpoint(cp: Checkpoint): void {
 // Each group of rows travels as ONE json parameter expanded by jsonb_to_recordset: a checkpoint is a
 // handful of statements whatever its size, and arrays/jsonb need no per-row parameter juggling.
 
-async function insertStreams(tx: DatabaseTransactionConnection, cp: Checkpoint): Promise<void> {
+/**
+ * The message ids each stream receives in this checkpoint, in arrival order, each once (like
+ * stream_events, where appending an event the stream already holds is a no-op). A list stops one past
+ * {@link ROW_MESSAGE_IDS_MAX}: that is enough to drop it from the row, and keeps the scan bounded.
+ */
+function messageIdsByStream(events: readonly StreamEventWrite[]): Map<StreamId, string[]> {
+  const out = new Map<StreamId, string[]>();
+  for (const { streamId, event } of events) {
+    const list = out.get(streamId);
+    if (list === undefined) out.set(streamId, [event.message_id]);
+    else if (list.length <= ROW_MESSAGE_IDS_MAX && !list.includes(event.message_id))
+      list.push(event.message_id);
+  }
+  return out;
+}
+
+async function insertStreams(
+  tx: DatabaseTransactionConnection,
+  cp: Checkpoint,
+  newIds: ReadonlyMap<StreamId, string[]>,
+): Promise<void> {
   const rows = cp.streams
     .filter((s) => s.expectedVersion === null)
-    .map((s) => ({
-      id: s.id,
-      seq: s.seq,
-      trigger: s.trigger,
-      key: s.key,
-      distinguishing: s.distinguishing,
-      state: s.state,
-      first_event: s.first,
-      last_event: s.last,
-      expire_at: s.expireAt,
-      fire_at: s.fireAt ?? null,
-      closed_at: s.closedAt ?? null,
-      version: s.version,
-      criterion_counts: s.counts,
-    }));
+    .map((s) => {
+      // A new stream's events are all in this checkpoint. Only live streams keep their list on the row.
+      const ids = s.state === 'active' ? (newIds.get(s.id) ?? []) : [];
+      const keep = s.state === 'active' && ids.length <= ROW_MESSAGE_IDS_MAX;
+      return {
+        id: s.id,
+        seq: s.seq,
+        trigger: s.trigger,
+        key: s.key,
+        distinguishing: s.distinguishing,
+        state: s.state,
+        first_event: s.first,
+        last_event: s.last,
+        expire_at: s.expireAt,
+        fire_at: s.fireAt ?? null,
+        closed_at: s.closedAt ?? null,
+        version: s.version,
+        criterion_counts: s.counts,
+        message_ids: keep ? ids : null,
+        message_ids_version: keep ? s.version : null,
+      };
+    });
   if (rows.length === 0) return;
   const inserted = await tx.anyFirst(sql.unsafe`
     INSERT INTO streams (id, topic, partition, seq, trigger, key, distinguishing, state, first_event,
-      last_event, expire_at, fire_at, closed_at, version, criterion_counts)
+      last_event, expire_at, fire_at, closed_at, version, criterion_counts, message_ids, message_ids_version)
     SELECT x.id, ${cp.topic}, ${cp.partition}, x.seq, x.trigger, x.key, x.distinguishing, x.state,
-      x.first_event, x.last_event, x.expire_at, x.fire_at, x.closed_at, x.version, x.criterion_counts
+      x.first_event, x.last_event, x.expire_at, x.fire_at, x.closed_at, x.version, x.criterion_counts,
+      x.message_ids, x.message_ids_version
     FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS x(id text, seq bigint, trigger text, key text,
       distinguishing jsonb, state stream_state, first_event bigint, last_event bigint, expire_at bigint,
-      fire_at bigint, closed_at bigint, version integer, criterion_counts integer[])
+      fire_at bigint, closed_at bigint, version integer, criterion_counts integer[], message_ids text[],
+      message_ids_version integer)
     ON CONFLICT DO NOTHING
     RETURNING id`);
   if (inserted.length !== rows.length) {
@@ -491,7 +610,11 @@ async function insertStreams(tx: DatabaseTransactionConnection, cp: Checkpoint):
   }
 }
 
-async function updateStreams(tx: DatabaseTransactionConnection, cp: Checkpoint): Promise<void> {
+async function updateStreams(
+  tx: DatabaseTransactionConnection,
+  cp: Checkpoint,
+  newIds: ReadonlyMap<StreamId, string[]>,
+): Promise<void> {
   const rows = cp.streams
     .filter((s) => s.expectedVersion !== null)
     .map((s) => ({
@@ -505,10 +628,21 @@ async function updateStreams(tx: DatabaseTransactionConnection, cp: Checkpoint):
       fire_at: s.fireAt ?? null,
       closed_at: s.closedAt ?? null,
       criterion_counts: s.counts ?? null,
+      message_ids: newIds.get(s.id) ?? [],
     }));
   if (rows.length === 0) return;
+  // The row's id list grows by this checkpoint's ids while it is current (its version is the row's) and
+  // short enough; otherwise (closed, too long, or written by something that does not keep it) it is
+  // dropped and the claim reads the ids from stream_events. The right-hand side sees the old row.
   const updated = await tx.anyFirst(sql.unsafe`
     UPDATE streams s SET
+      message_ids = CASE WHEN x.state = 'active' AND s.message_ids_version = s.version
+        AND cardinality(s.message_ids) + cardinality(x.message_ids) <= ${ROW_MESSAGE_IDS_MAX}
+        THEN s.message_ids || ARRAY(SELECT m FROM unnest(x.message_ids) WITH ORDINALITY AS u(m, n)
+          WHERE m <> ALL (s.message_ids) ORDER BY n) END,
+      message_ids_version = CASE WHEN x.state = 'active' AND s.message_ids_version = s.version
+        AND cardinality(s.message_ids) + cardinality(x.message_ids) <= ${ROW_MESSAGE_IDS_MAX}
+        THEN x.version END,
       version = x.version,
       state = x.state,
       first_event = COALESCE(x.first_event, s.first_event),
@@ -519,7 +653,7 @@ async function updateStreams(tx: DatabaseTransactionConnection, cp: Checkpoint):
       criterion_counts = COALESCE(x.criterion_counts, s.criterion_counts)
     FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS x(id text, expected integer, version integer,
       state stream_state, first_event bigint, last_event bigint, expire_at bigint, fire_at bigint,
-      closed_at bigint, criterion_counts integer[])
+      closed_at bigint, criterion_counts integer[], message_ids text[])
     WHERE s.id = x.id AND s.version = x.expected AND s.topic = ${cp.topic} AND s.partition = ${cp.partition}
     RETURNING s.id`);
   if (updated.length !== rows.length) {

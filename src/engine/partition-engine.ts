@@ -264,6 +264,13 @@ export class PartitionEngine {
   private recentSeq = 0;
   /** Remembered entries created or extended since the last {@link takeRecentChanges}. */
   private readonly recentChanged = new Set<RecentlyClosed>();
+  /**
+   * The sequence numbers imported so far (to refuse a repeated one) while an import may still run; null
+   * once {@link finishImport} ended it.
+   */
+  private importSeqs: Set<number> | null = new Set();
+  /** The highest sequence number imported (or named by a row of an unknown trigger). */
+  private importMaxSeq = 0;
 
   constructor(options: PartitionEngineOptions) {
     this.clock = options.clock;
@@ -414,15 +421,29 @@ export class PartitionEngine {
    * assignment. Rows of triggers that are no longer configured are not loaded: a `streamErrored`
    * effect tells the adapter to mark them `error` (as the reference does when it meets a stream of
    * an unknown trigger). Throws {@link EngineStateError} for a corrupt snapshot.
+   * Equivalent to {@link importStreams} of its streams, then {@link finishImport}.
    */
   importState(snapshot: PartitionSnapshot): void {
-    if (this.timers.size > 0 || this.nextSeq !== 1) {
+    if (this.timers.size > 0 || this.nextSeq !== 1 || this.importSeqs === null) {
       throw new EngineStateError('importState needs an engine that has not processed anything yet');
     }
-    let maxSeq = 0;
-    const seen = new Set<number>();
-    const loaded: LiveStream[] = [];
-    for (const row of snapshot.streams) {
+    this.importStreams(snapshot.streams);
+    this.finishImport(snapshot);
+  }
+
+  /**
+   * Loads some of a partition's live streams into this engine before it processes anything: call it
+   * once per chunk as the rows are read (in any order, across any number of calls), then
+   * {@link finishImport} once. Keeps nothing of the rows but what a live stream needs, so a caller that
+   * drops each chunk after this call never holds all of a large partition's rows at once.
+   * Throws {@link EngineStateError} for a corrupt row (two rows with one sequence number included).
+   */
+  importStreams(rows: Iterable<StreamRow>): void {
+    const seen = this.importSeqs;
+    if (seen === null || this.nextSeq !== 1) {
+      throw new EngineStateError('importStreams needs an engine whose import is not finished');
+    }
+    for (const row of rows) {
       const slot = this.slots.get(row.trigger);
       if (slot === undefined) {
         this.effects.push({
@@ -433,17 +454,17 @@ export class PartitionEngine {
           state: 'error',
           reason: 'unknown_trigger',
         });
-        if (row.seq > maxSeq) maxSeq = row.seq;
+        if (row.seq > this.importMaxSeq) this.importMaxSeq = row.seq;
         continue;
       }
       validateRow(row, slot.def);
       if (seen.has(row.seq)) throw new EngineStateError(`two streams with sequence number ${row.seq}`);
       seen.add(row.seq);
-      if (row.seq > maxSeq) maxSeq = row.seq;
+      if (row.seq > this.importMaxSeq) this.importMaxSeq = row.seq;
       const s = new LiveStream(
         row.seq,
         slot,
-        row.key,
+        flatten(row.key),
         row.first,
         row.last,
         row.expireAt,
@@ -460,20 +481,29 @@ export class PartitionEngine {
       });
       s.counts = any ? counts : null;
       for (const id of row.messageIds) s.remember(id);
-      loaded.push(s);
-    }
-    if (!Number.isSafeInteger(snapshot.nextSeq) || snapshot.nextSeq < 1) {
-      throw new EngineStateError(`bad nextSeq ${snapshot.nextSeq}`);
-    }
-    // Streams join the key map in sequence order, so the newest stream of a key is the one joined.
-    loaded.sort((a, b) => a.seq - b.seq);
-    for (const s of loaded) {
-      s.slot.streams.set(s.key, s);
+      // The newest stream of a key is the one joined; an older one only waits in the timer queue.
+      const other = slot.streams.get(s.key);
+      if (other === undefined || other.seq < s.seq) slot.streams.set(s.key, s);
       this.timers.push(s);
     }
-    this.nextSeq = Math.max(snapshot.nextSeq, maxSeq + 1);
-    if (snapshot.now !== null && snapshot.now > this.current) this.current = snapshot.now;
-    for (const row of snapshot.recent ?? []) {
+  }
+
+  /**
+   * Ends an import begun with {@link importStreams} (or with none: an empty partition): the next stream
+   * sequence number (at least one past every imported stream's), the clock reading the partition was
+   * checkpointed at, and the remembered message ids of recently closed streams.
+   */
+  finishImport(state: Pick<PartitionSnapshot, 'nextSeq' | 'now' | 'recent'>): void {
+    if (this.importSeqs === null || this.nextSeq !== 1) {
+      throw new EngineStateError('finishImport: the import is already finished');
+    }
+    if (!Number.isSafeInteger(state.nextSeq) || state.nextSeq < 1) {
+      throw new EngineStateError(`bad nextSeq ${state.nextSeq}`);
+    }
+    this.importSeqs = null;
+    this.nextSeq = Math.max(state.nextSeq, this.importMaxSeq + 1);
+    if (state.now !== null && state.now > this.current) this.current = state.now;
+    for (const row of state.recent ?? []) {
       const slot = this.slots.get(row.trigger);
       if (slot === undefined || row.until < this.current) continue;
       this.remember(slot, row.key, row.streamId, row.version, row.until, row.messageIds);

@@ -10,7 +10,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CheckpointCollector } from '../db/checkpoint-collector.js';
-import type { Checkpoint, ClaimedPartition, OutboxRow, OutboxWrite } from '../db/checkpoint-store.js';
+import type {
+  Checkpoint,
+  ClaimedPartition,
+  OutboxRow,
+  OutboxWrite,
+  StreamSink,
+} from '../db/checkpoint-store.js';
 import type { Clock } from '../engine/clock.js';
 import type { Effect, StreamClosed, StreamId } from '../engine/effects.js';
 import { PartitionEngine } from '../engine/partition-engine.js';
@@ -26,7 +32,11 @@ import type { DistinguishingValue, DistinguishingValues, TriggerDefinition } fro
 
 /** The part of {@link CheckpointStore} a task uses (a port, so the loop is testable). */
 export interface TaskStore {
-  claimPartition(topic: string, partition: number): Promise<ClaimedPartition>;
+  /**
+   * Claims the partition. A store that can hands the live streams to `sink` a chunk at a time while it
+   * reads them (and returns none in the claim); one that cannot returns them all in the claim.
+   */
+  claimPartition(topic: string, partition: number, sink?: StreamSink): Promise<ClaimedPartition>;
   checkpoint(cp: Checkpoint): Promise<void>;
   loadStreamEvents(streamId: StreamId): Promise<Event[]>;
   /** The stored events of several streams in one round trip (else one loadStreamEvents each). */
@@ -147,22 +157,22 @@ export class StreamTask {
   private lastCheckpointMs: number;
   private dirty = false;
 
+  /** What the claim said: the epoch every checkpoint names, and whether an offset was stored. */
+  private readonly claimed: { readonly epoch: number; readonly offset: number | null };
+
   private constructor(
     private readonly options: StreamTaskOptions,
-    readonly claim: ClaimedPartition,
+    claim: ClaimedPartition,
+    engine: PartitionEngine,
   ) {
     this.defs = new Map(options.triggers.map((d) => [d.name, d]));
-    this.engine = new PartitionEngine({
-      triggers: options.triggers,
-      clock: options.clock,
-      idPrefix: `p${options.partition}-`,
-      duplicateWindow: options.duplicateWindow ?? 0,
-    });
-    this.engine.importState(claim.snapshot);
+    this.engine = engine;
+    // Nothing of the claim's rows is kept: the engine holds the live streams from here on.
+    this.claimed = { epoch: claim.epoch, offset: claim.offset };
     for (const [trigger, active] of this.engine.activeStreamsByTrigger()) {
       this.counts.byTrigger.set(trigger, { opened: 0, fired: 0, expired: 0, errored: 0, active });
     }
-    this.collector = new CheckpointCollector(claim.liveStreams);
+    this.collector = new CheckpointCollector();
     this.nextSeq = claim.nextSeq;
     this.offset = claim.offset ?? 0;
     this.storedOffset = this.offset;
@@ -172,10 +182,26 @@ export class StreamTask {
     this.collect(this.engine.takeEffects());
   }
 
-  /** Claims the partition (any older owner is fenced from now on) and restores its live streams. */
+  /**
+   * Claims the partition (any older owner is fenced from now on) and restores its live streams: the
+   * engine imports each chunk of rows as the store reads it, yielding to the event loop between chunks
+   * (heartbeats go on), and no chunk is kept once imported.
+   */
   static async claim(options: StreamTaskOptions): Promise<StreamTask> {
-    const claim = await options.store.claimPartition(options.topic, options.partition);
-    return new StreamTask(options, claim);
+    const engine = new PartitionEngine({
+      triggers: options.triggers,
+      clock: options.clock,
+      idPrefix: `p${options.partition}-`,
+      duplicateWindow: options.duplicateWindow ?? 0,
+    });
+    const claim = await options.store.claimPartition(options.topic, options.partition, async (rows) => {
+      engine.importStreams(rows);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    });
+    // A store that returned the rows instead of streaming them.
+    if (claim.snapshot.streams.length > 0) engine.importStreams(claim.snapshot.streams);
+    engine.finishImport(claim.snapshot);
+    return new StreamTask(options, claim, engine);
   }
 
   get partition(): number {
@@ -183,7 +209,7 @@ export class StreamTask {
   }
 
   get epoch(): number {
-    return this.claim.epoch;
+    return this.claimed.epoch;
   }
 
   /** The next offset to handle: the stored one after the claim, then one past the last handled. */
@@ -193,7 +219,7 @@ export class StreamTask {
 
   /** Whether the claim found a stored offset (else the task takes the partition from wherever it starts). */
   get resumed(): boolean {
-    return this.claim.offset !== null;
+    return this.claimed.offset !== null;
   }
 
   private nowMs(): number {
@@ -441,7 +467,7 @@ export class StreamTask {
       {
         topic: this.options.topic,
         partition: this.options.partition,
-        epoch: this.claim.epoch,
+        epoch: this.claimed.epoch,
         offset: this.offset,
         nextSeq: this.nextSeq,
         recent,

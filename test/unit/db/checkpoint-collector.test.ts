@@ -103,7 +103,9 @@ test('inconsistent input is a programming error, reported', () => {
     () => collector.build(at, newEngine()),
     /p0-1 changed but the engine no longer has them live/,
   );
-  // A close of a stream neither stored nor opened in this interval.
+  // A close of a stream not opened in this interval: the collector keeps no list of stored streams, so
+  // it is an update from the version before the effect, which the store's version check fences if the
+  // stream was never stored.
   const orphan = new CheckpointCollector();
   orphan.add([
     {
@@ -120,7 +122,11 @@ test('inconsistent input is a programming error, reported', () => {
       due: T0 + HOUR,
     },
   ]);
-  assert.throws(() => orphan.build(at, engine), /p0-9 closed before any checkpoint/);
+  const cp = orphan.build(at, engine);
+  assert.deepEqual(
+    cp.streams.map((s) => [s.id, s.expectedVersion, s.version, s.state]),
+    [['p0-9', 2, 3, 'completed']],
+  );
 });
 
 test('a sealed checkpoint is kept apart from the effects after it; the next is built from its versions', () => {
