@@ -122,7 +122,8 @@ export const generateCommand: Command = {
     await write(
       io.stderr,
       `generated ${s.notifications} notifications (${s.duplicates} duplicates, ${s.enveloped} in oslo envelopes): ` +
-        `${s.instancesCreated} instances created, ${s.instancesFailed} failed, ${s.instancesDeleted} deleted, ` +
+        `${s.instancesCreated} instances created, ${s.instancesFailed} failed, ${s.instancesDeleted} deleted ` +
+        `(${s.deletesFailed} delete${s.deletesFailed === 1 ? '' : 's'} failed), ` +
         `${s.operations} operations, ${s.exists} end-of-day exists\n`,
     );
     return 0;

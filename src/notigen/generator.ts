@@ -55,6 +55,8 @@ export interface GenerationStats {
   instancesCreated: number;
   instancesFailed: number;
   instancesDeleted: number;
+  /** Deletes that failed (the instance stays, in ERROR; see CompiledTemplate.deletesInstance). */
+  deletesFailed: number;
   exists: number;
 }
 
@@ -154,6 +156,8 @@ class InstanceSim {
   private day = 0;
   private failed = false;
   private deleted = false;
+  /** A delete failed: the instance is in ERROR and only a delete (retried on later days) touches it. */
+  private errored = false;
   private created = false;
   // The operation being emitted.
   private template!: CompiledTemplate;
@@ -199,6 +203,7 @@ class InstanceSim {
       terminated_at: '',
       audit_period_beginning: '',
       audit_period_ending: '',
+      current_period_beginning: '',
     };
     this.advance();
   }
@@ -254,7 +259,8 @@ class InstanceSim {
     }
 
     const kinds = g.operationKinds;
-    const n = r.poisson(g.operationsPerDay);
+    // Nova refuses an instance in ERROR most actions but a delete.
+    const n = this.errored ? 0 : r.poisson(g.operationsPerDay);
     const times: number[] = [];
     for (let i = 0; i < n; i++) times.push(free + Math.floor(r.float() * Math.max(0, latest - free)));
     times.sort((a, b) => a - b);
@@ -300,6 +306,12 @@ class InstanceSim {
         }
         break;
       case 'delete': {
+        if (!t.deletesInstance) {
+          this.errored = true;
+          a.state = 'error';
+          g.stats.deletesFailed++;
+          break;
+        }
         this.deleted = true;
         const at = formatNovaDatetime(step.start + (t.deleteOffsetUs ?? t.durationUs));
         a.state = 'deleted';
@@ -316,6 +328,9 @@ class InstanceSim {
       default:
         break;
     }
+    // The audit period an operation's own `.exists` covers began at the midnight before it.
+    if (step.kind !== 'exists')
+      a.current_period_beginning = formatMidnight(step.start - (step.start % US_PER_DAY));
     // Fill the slots: UUID, XUUID, V4, V6, DT (see CompiledTemplate.dtBase).
     const slots = new Array<string>(t.slotCount);
     let i = 0;
@@ -464,6 +479,7 @@ export class NotificationGenerator implements Iterable<Notification>, AsyncItera
       instancesCreated: 0,
       instancesFailed: 0,
       instancesDeleted: 0,
+      deletesFailed: 0,
       exists: 0,
     };
   }

@@ -63,6 +63,13 @@ export interface CompiledTemplate {
   readonly createdOffsetUs: number | undefined;
   /** Offset of the `deleted_at` the operation ends with (µs), when it deletes the instance. */
   readonly deleteOffsetUs: number | undefined;
+  /**
+   * A delete template whose sequence reaches `compute.instance.delete.end`: the instance is gone after
+   * it. False for a delete that failed, as the captured `delete.start_7` does (an instance in error,
+   * then Nova's `terminate_instance` error notification, no `shutdown.end` nor `delete.end`): Nova
+   * leaves such an instance in ERROR, not deleted, and keeps auditing it. False for other operations.
+   */
+  readonly deletesInstance: boolean;
 }
 
 /** The templates of one directory, grouped the way the generator draws them. */
@@ -202,6 +209,12 @@ function reboundAttr(value: unknown, path: readonly string[], ctx: CompileContex
   const key = path[path.length - 1] ?? '';
   if (typeof value === 'string') {
     if (inPayload && ctx.isExists && EXISTS_PAYLOAD_FIELDS.has(key)) return key;
+    // The `.exists` Nova sends before a rebuild, resize or rescue covers the current audit period so
+    // far: it begins at the period's start (midnight, with daily audits) and ends at the operation.
+    // The captures give the beginning as an offset from the operation, right only at the captured
+    // time of day; elsewhere it lands on the previous day, in another audit stream (alone there: U8).
+    if (inPayload && !ctx.isExists && key === 'audit_period_beginning' && value !== '')
+      return 'current_period_beginning';
     // Rebind instance facts only where the template has a value: '' means "not set yet".
     if (inPayload && value !== '' && INSTANCE_PAYLOAD_FIELDS.has(key)) return key;
     if (
@@ -466,6 +479,9 @@ export function compileTemplate(name: string, doc: unknown): CompiledTemplate {
     launchOffsetUs: operation.startsWith('compute.instance.create') ? launchOffsetUs : undefined,
     createdOffsetUs,
     deleteOffsetUs: operation.startsWith('compute.instance.delete') ? deleteOffsetUs : undefined,
+    deletesInstance:
+      operation.startsWith('compute.instance.delete') &&
+      notifications.some((n) => n.eventType === 'compute.instance.delete.end'),
   };
 }
 

@@ -117,6 +117,7 @@ describe('notigen generator', () => {
     }
     assert.ok(created.size > 0);
     let deletions = 0;
+    let errored = 0;
     for (const id of created) {
       const periods = eod.get(id) ?? [];
       const expected = periods.map(
@@ -127,18 +128,26 @@ describe('notigen generator', () => {
         expected,
         `audit periods of ${id}`,
       );
-      // Active every day; a deleted instance's last exists says so, and it gets no more.
+      // Active every day until a delete that failed leaves it in error (for good, unless a later delete
+      // succeeds); a deleted instance's last exists says so, and it gets no more.
       const last = periods[periods.length - 1]!;
-      for (const x of periods.slice(0, -1)) assert.equal(x.state, 'active');
+      const states = periods.slice(0, -1).map((x) => x.state);
+      const firstError = states.indexOf('error');
+      for (const [i, state] of states.entries())
+        assert.equal(state, firstError >= 0 && i >= firstError ? 'error' : 'active', `${id} day ${i}`);
+      if (last.state === 'error') errored++;
       if (last.state === 'deleted') {
         deletions++;
         assert.notEqual(last.deletedAt, '');
       } else {
-        assert.equal(last.state, 'active');
+        // In error once a delete failed; else active, or in error since today's delete failed.
+        if (firstError >= 0) assert.equal(last.state, 'error', id);
+        else assert.ok(last.state === 'active' || last.state === 'error', `${id}: ${String(last.state)}`);
         assert.equal(periods.length, days, `${id} lived all ${days} days`);
       }
     }
     assert.ok(deletions > 0, 'some instances were deleted');
+    assert.ok(errored > 0, 'some deletes failed (the instance stays, in error)');
   });
 
   test('count stops the stream; a count of 0 yields nothing', () => {
