@@ -131,8 +131,8 @@ export class AvroCodec implements RecordCodec {
 
   /**
    * A framed value is Avro; any other is read as JSON text (JSON never starts with the 0x00 magic byte),
-   * so records written before the registry was configured, and the JSON ticks of
-   * `winchester produce --advance-clock`, still read.
+   * so records written before the registry was configured (and ticks of a `winchester produce
+   * --advance-clock` run without it) still read.
    */
   decodeStreamRecord(value: Buffer): StreamTopicRecord {
     if (!isConfluentFramed(value)) return jsonCodec.decodeStreamRecord(value);
