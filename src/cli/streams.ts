@@ -776,14 +776,19 @@ class BatchSender {
     this.opened ??= await this.open();
   }
 
-  /** Produces the batches of `candidates` in order, in requests below the record batch limit. */
-  async send(candidates: readonly RetryCandidate[]): Promise<void> {
+  /**
+   * The message of `c`'s batch in the configured format ({@link connect} first).
+   * @throws InputError when its stored payload is not a batch record and must be re-encoded.
+   */
+  message(c: RetryCandidate): Message {
+    const { codec } = this.opened as { codec: RecordCodec };
+    return { key: (c.batch as NonNullable<RetryCandidate['batch']>).messageKey, value: retryValue(c, codec) };
+  }
+
+  /** Produces `messages` in order, in requests below the record batch limit. */
+  async send(messages: readonly Message[]): Promise<void> {
     await this.connect();
-    const { producer, codec } = this.opened as { producer: Producer; codec: RecordCodec };
-    const messages: Message[] = candidates.map((c) => ({
-      key: (c.batch as NonNullable<RetryCandidate['batch']>).messageKey,
-      value: retryValue(c, codec),
-    }));
+    const { producer } = this.opened as { producer: Producer };
     let chunk: Message[] = [];
     let bytes = 0;
     const flush = async () => {
@@ -980,8 +985,29 @@ async function retryPage(
   }
   if (plan.moves.length === 0 && plan.republish.length === 0) return { outcomes: ordered() };
   await sender.connect();
-  const { moved, uncompleted } = await moveToRetry(pool, plan.moves);
-  const missed = plan.moves.filter((m) => !moved.has(m.id)).map((m) => m.id);
+  // Encoded before anything moves: a batch that cannot be written in the configured format (with Avro,
+  // an outbox payload that is not a batch record) leaves its stream as it was, reported, instead of
+  // moving it to a retry state that no later retry could produce either.
+  const messages = new Map<string, Message>();
+  const producible = (c: RetryCandidate): boolean => {
+    try {
+      messages.set(c.id, sender.message(c));
+      return true;
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      outcomes.set(c.id, {
+        id: c.id,
+        result: 'skipped',
+        reason: `its outbox batch ${c.batch?.batchId ?? ''} cannot be produced: ${error.message}`,
+      });
+      return false;
+    }
+  };
+  const moves = plan.moves.filter((m) => producible(byId.get(m.id) as RetryCandidate));
+  const republish = plan.republish.filter(producible);
+  if (moves.length === 0 && republish.length === 0) return { outcomes: ordered() };
+  const { moved, uncompleted } = await moveToRetry(pool, moves);
+  const missed = moves.filter((m) => !moved.has(m.id)).map((m) => m.id);
   const now = await streamStates(pool, missed);
   for (const id of missed) {
     const current = now.get(id);
@@ -1000,7 +1026,7 @@ async function retryPage(
   }
   const toSend: RetryCandidate[] = [];
   const movedOutcomes = new Map<string, RetryOutcome & { result: 'retried' }>();
-  for (const m of plan.moves) {
+  for (const m of moves) {
     if (!moved.has(m.id)) continue;
     const c = byId.get(m.id) as RetryCandidate;
     toSend.push(c);
@@ -1014,9 +1040,9 @@ async function retryPage(
       uncompleted: uncompleted.has(m.batchId),
     });
   }
-  toSend.push(...plan.republish);
+  toSend.push(...republish);
   try {
-    await sender.send(toSend);
+    await sender.send(toSend.map((c) => messages.get(c.id) as Message));
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     for (const c of toSend) {
@@ -1026,7 +1052,7 @@ async function retryPage(
     return { outcomes: ordered(), kafkaFailure: error };
   }
   for (const [id, o] of movedOutcomes) outcomes.set(id, o);
-  for (const c of plan.republish) {
+  for (const c of republish) {
     outcomes.set(c.id, { id: c.id, result: 'republished', state: c.state, batchId: c.batch?.batchId ?? '' });
   }
   return { outcomes: ordered() };

@@ -147,7 +147,7 @@ const ev = (id: string, at: string): Event => ({
 let seq = 0;
 
 /** A stream in error with its fire batch in the outbox (published), as a trigger worker leaves it. */
-async function failedStream(pool: DatabasePool, id: string, padding = 0): Promise<string> {
+async function failedStream(pool: DatabasePool, id: string, padding = 0, corrupt = false): Promise<string> {
   const first = parseDatetime('2014-08-01T01:00:00Z');
   const events = [ev(`${id}-m1`, '2014-08-01T01:00:00Z'), ev(`${id}-m2`, '2014-08-01T02:00:00Z')];
   const distinguishing = { instance_id: { type: 'text' as const, value: `${id}${'x'.repeat(padding)}` } };
@@ -158,17 +158,19 @@ async function failedStream(pool: DatabasePool, id: string, padding = 0): Promis
     VALUES (${id}, 'winchester.stream-events', 0, ${seq}, 'usage', ${distinguishingKey(distinguishing)},
       ${JSON.stringify(distinguishing)}::jsonb, 'error'::stream_state, ${first}, ${first + H},
       ${first + 25 * H}, ${null}, ${null}, 2, '{1,0}')`);
-  const payload = encodeBatch({
-    batchId: batchIdOf(id, 'fire'),
-    streamId: id,
-    trigger: 'usage',
-    kind: 'fire',
-    pipeline: 'usage_pipeline',
-    distinguishing,
-    first,
-    last: first + H,
-    events,
-  });
+  const payload = corrupt
+    ? '{"not":"a batch record"}'
+    : encodeBatch({
+        batchId: batchIdOf(id, 'fire'),
+        streamId: id,
+        trigger: 'usage',
+        kind: 'fire',
+        pipeline: 'usage_pipeline',
+        distinguishing,
+        first,
+        last: first + H,
+        events,
+      });
   await pool.query(sql.unsafe`
     INSERT INTO outbox (batch_id, stream_id, kind, message_key, payload, published_at)
     VALUES (${batchIdOf(id, 'fire')}, ${id}, 'fire', ${id}, ${payload}, now())`);
@@ -199,6 +201,7 @@ test(
     };
     const small = await failedStream(db.pool, 'e1');
     const big = await failedStream(db.pool, 'big', MAX_INLINE_BATCH_BYTES);
+    await failedStream(db.pool, 'bad', 0, true);
 
     // Registry away: nothing moves, one line, exit 1.
     const port = await closedPort();
@@ -212,13 +215,24 @@ test(
     assert.equal(await stateOf(db.pool, 'e1'), 'error');
     assert.equal(await stateOf(db.pool, 'big'), 'error');
 
-    const r = await runCli(['streams', 'retry', 'e1', 'big', '-c', CONFIG], { env });
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.deepEqual(r.stdoutLines(), [
-      `retried  e1   error → retry_fire (version 3); batch e1:fire produced to ${topic}`,
-      `retried  big  error → retry_fire (version 3); batch big:fire produced to ${topic}`,
-      '2 retried, 0 republished, 0 skipped',
-    ]);
+    // An outbox payload that is not a batch cannot be re-encoded as Avro: that stream stays in error,
+    // reported (exit 1); the others go on.
+    const r = await runCli(['streams', 'retry', 'e1', 'bad', 'big', '-c', CONFIG], { env });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.equal(r.stderr, '');
+    const out = r.stdoutLines();
+    assert.deepEqual(out.length, 4, r.stdout);
+    assert.match(
+      out[0] as string,
+      new RegExp(`^retried +e1 +error → retry_fire \\(version 3\\); batch e1:fire produced to ${topic}$`),
+    );
+    assert.match(out[1] as string, /^skipped +bad +its outbox batch bad:fire cannot be produced: .+/);
+    assert.match(
+      out[2] as string,
+      new RegExp(`^retried +big +error → retry_fire \\(version 3\\); batch big:fire produced to ${topic}$`),
+    );
+    assert.equal(out[3], '2 retried, 0 republished, 1 skipped');
+    assert.equal(await stateOf(db.pool, 'bad'), 'error');
 
     const { codec } = await connectAvro(
       { url: registry.url },
