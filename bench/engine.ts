@@ -27,17 +27,11 @@ import { eventToJson } from '../src/model/event-json.js';
 import { generateNotifications } from '../src/notigen/index.js';
 import { parseDatetime } from '../src/timex/instant.js';
 import type { DistinguishingValues, TriggerDefinition } from '../src/triggers/types.js';
-import { machine, writeResults } from './lib/harness.js';
+import { machine, numberArg, writeResults } from './lib/harness.js';
 
 const CONFIG_FILE = new URL('../etc/winchester.yaml', import.meta.url).pathname;
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const n = Number(process.argv[i + 1]);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} needs a positive number`);
-  return n;
-}
+const arg = (name: string, fallback: number) => numberArg(process.argv, name, fallback);
 
 const INSTANCES = arg('instances', 2_000);
 const DAYS = arg('days', 3);

@@ -21,7 +21,6 @@
  *   npm run bench -- --only failover                  # S = 100,000
  *   node --import tsx bench/failover.ts --streams 20000 --short-session 3
  */
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeTick } from '../src/kafka/records.js';
 import { nowInstant } from '../src/timex/instant.js';
@@ -31,16 +30,13 @@ import {
   checkpointOffsets,
   flag,
   highWatermarks,
-  instanceUpdate,
-  machine,
   machineLine,
   numberArg,
   openRun,
-  produceNotifications,
+  openStreams,
+  runAsMain,
   say,
   WorkerProcess,
-  waitAllCheckpointed,
-  writeResults,
 } from './lib/harness.js';
 import { fmtInt, fmtS, table } from './lib/output.js';
 import { parseMetricSum } from './lib/stats.js';
@@ -232,16 +228,8 @@ export async function runFailover(argv: readonly string[]): Promise<FailoverResu
     const a = await start('A', 'streams', run.env);
     const b = await start('B', 'streams', run.env);
     await settle(run, [a, b], partitions, 0, 120_000);
-    const t0 = Date.now();
     const total = 2 * perWorker;
-    await produceNotifications(
-      run,
-      total,
-      (i) => instanceUpdate(randomUUID(), `tenant-${i % 997}`, new Date()),
-      partitions,
-    );
-    await waitAllCheckpointed(run, stallMs);
-    const loadSeconds = (Date.now() - t0) / 1000;
+    const { loadSeconds } = await openStreams(run, total, partitions, stallMs);
     const held = [await activeStreams(a), await activeStreams(b)];
     say(
       `loaded ${fmtInt(total)} streams in ${loadSeconds.toFixed(0)} s: A holds ${fmtInt(held[0] ?? 0)} (partitions ${a.partitions(`${run.clientId}.streams`).join(',')}), B ${fmtInt(held[1] ?? 0)}`,
@@ -251,52 +239,38 @@ export async function runFailover(argv: readonly string[]): Promise<FailoverResu
     await settle(run, [a, b], partitions, total, timeoutMs);
 
     const cases: FailoverCase[] = [];
-    const report = (c: FailoverCase) =>
+    /** Measures one case (the victim's partitions move to the survivor) and reports it. */
+    const measure = async (
+      name: string,
+      victim: WorkerProcess,
+      survivor: WorkerProcess,
+      signal: FailoverCase['signal'],
+      sessions: { victim: number; survivor: number },
+    ) => {
+      const x = await failoverCase(run, name, victim, survivor, signal, sessions, timeoutMs);
+      cases.push(x);
       say(
-        `${c.name}: ${fmtInt(c.victimStreams)} streams on partitions ${c.victimPartitions.join(',')} back after ${fmtS(c.recovered)} (detected ${fmtS(c.detected)}, rejoined ${fmtS(c.rejoined)}; victim exited at ${fmtS(c.victimExited)})`,
+        `${x.name}: ${fmtInt(x.victimStreams)} streams on partitions ${x.victimPartitions.join(',')} back after ${fmtS(x.recovered)} (detected ${fmtS(x.detected)}, rejoined ${fmtS(x.rejoined)}; victim exited at ${fmtS(x.victimExited)})`,
       );
-    cases.push(
-      await failoverCase(
-        run,
-        `SIGKILL, session_timeout ${configured} s`,
-        a,
-        b,
-        'SIGKILL',
-        { victim: configured, survivor: configured },
-        timeoutMs,
-      ),
-    );
-    report(cases[0] as FailoverCase);
+    };
+    await measure(`SIGKILL, session_timeout ${configured} s`, a, b, 'SIGKILL', {
+      victim: configured,
+      survivor: configured,
+    });
 
     const c = await start('C', 'streams', shortEnv);
     await settle(run, [b, c], partitions, total, timeoutMs);
-    cases.push(
-      await failoverCase(
-        run,
-        'SIGTERM (graceful handover)',
-        b,
-        c,
-        'SIGTERM',
-        { victim: configured, survivor: shortSession },
-        timeoutMs,
-      ),
-    );
-    report(cases[1] as FailoverCase);
+    await measure('SIGTERM (graceful handover)', b, c, 'SIGTERM', {
+      victim: configured,
+      survivor: shortSession,
+    });
 
     const d = await start('D', 'streams', shortEnv);
     await settle(run, [c, d], partitions, total, timeoutMs);
-    cases.push(
-      await failoverCase(
-        run,
-        `SIGKILL, session_timeout ${shortSession} s`,
-        d,
-        c,
-        'SIGKILL',
-        { victim: shortSession, survivor: shortSession },
-        timeoutMs,
-      ),
-    );
-    report(cases[2] as FailoverCase);
+    await measure(`SIGKILL, session_timeout ${shortSession} s`, d, c, 'SIGKILL', {
+      victim: shortSession,
+      survivor: shortSession,
+    });
 
     say('');
     say(
@@ -332,19 +306,4 @@ export async function runFailover(argv: readonly string[]): Promise<FailoverResu
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  runFailover(process.argv.slice(2)).then(
-    (result) => {
-      say(
-        `\nresults: ${writeResults('failover', { date: new Date().toISOString(), machine: machine(), failover: result })}`,
-      );
-      process.exit(0);
-    },
-    (err) => {
-      process.stderr.write(
-        `bench: ${err instanceof BenchError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
-      process.exit(1);
-    },
-  );
-}
+runAsMain(import.meta.url, 'failover', runFailover);

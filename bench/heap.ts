@@ -11,21 +11,17 @@
  *   npm run bench -- --only heap --quick               # 10k and 50k
  *   node --import tsx bench/heap.ts --sizes 100000,1000000 --partitions 4 --snapshot
  */
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BenchError,
   flag,
-  instanceUpdate,
-  machine,
   machineLine,
   numberArg,
   openRun,
-  produceNotifications,
+  openStreams,
+  runAsMain,
   say,
   WorkerProcess,
-  waitAllCheckpointed,
-  writeResults,
 } from './lib/harness.js';
 import { type ConstructorSize, diffHeapSummaries } from './lib/heap-snapshot.js';
 import { fmtInt, table } from './lib/output.js';
@@ -93,23 +89,20 @@ export async function runHeap(argv: readonly string[]): Promise<HeapResult> {
     let growth: ConstructorSize[] | undefined;
     let produced = 0;
     for (const size of sizes) {
-      const t0 = Date.now();
-      const tenant = (i: number) => `tenant-${i % 997}`;
-      const produceSeconds = await produceNotifications(
+      let lastSay = 0;
+      const { produceSeconds, loadSeconds } = await openStreams(
         run,
         size - produced,
-        (i) => instanceUpdate(randomUUID(), tenant(i), new Date()),
         partitions,
+        stallMs,
+        (behind) => {
+          if (Date.now() - lastSay > 15_000) {
+            lastSay = Date.now();
+            say(`  … ${fmtInt(Number(behind))} records behind`);
+          }
+        },
       );
       produced = size;
-      let lastSay = 0;
-      await waitAllCheckpointed(run, stallMs, (behind) => {
-        if (Date.now() - lastSay > 15_000) {
-          lastSay = Date.now();
-          say(`  … ${fmtInt(Number(behind))} records behind`);
-        }
-      });
-      const loadSeconds = (Date.now() - t0) / 1000;
       const text = await worker.metrics();
       const active = parseMetricSum(text, 'winchester_streams_active');
       if (active !== size)
@@ -184,19 +177,4 @@ export async function runHeap(argv: readonly string[]): Promise<HeapResult> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  runHeap(process.argv.slice(2)).then(
-    (result) => {
-      say(
-        `\nresults: ${writeResults('heap', { date: new Date().toISOString(), machine: machine(), heap: result })}`,
-      );
-      process.exit(0);
-    },
-    (err) => {
-      process.stderr.write(
-        `bench: ${err instanceof BenchError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
-      process.exit(1);
-    },
-  );
-}
+runAsMain(import.meta.url, 'heap', runHeap);

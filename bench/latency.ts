@@ -24,19 +24,18 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { judgeLine } from '../src/kafka/notification-key.js';
-import { openNotificationProducer } from '../src/kafka/notification-producer.js';
 import { generateNotifications } from '../src/notigen/index.js';
 import {
   BenchError,
   flag,
-  machine,
   machineLine,
   numberArg,
+  openBenchProducer,
   openRun,
+  runAsMain,
   say,
   WorkerProcess,
   waitAllCheckpointed,
-  writeResults,
 } from './lib/harness.js';
 import { fmtInt, fmtMs, table } from './lib/output.js';
 import { Pacer } from './lib/pacer.js';
@@ -148,16 +147,7 @@ export async function runLatency(argv: readonly string[]): Promise<LatencyResult
       ),
     ]);
 
-    const producer = await openNotificationProducer({
-      brokers: run.brokers,
-      clientId: `${run.clientId}-produce`,
-      topic: run.topics.notifications,
-      createTopic: false,
-      partitions,
-      replicationFactor: 1,
-      batchSize: 500,
-      timeoutMs: 60_000,
-    });
+    const producer = await openBenchProducer(run, partitions);
     try {
       // 1. The maximum rate.
       let maxRate: LatencyResult['maxRate'];
@@ -279,19 +269,4 @@ export async function runLatency(argv: readonly string[]): Promise<LatencyResult
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  runLatency(process.argv.slice(2)).then(
-    (result) => {
-      say(
-        `\nresults: ${writeResults('latency', { date: new Date().toISOString(), machine: machine(), latency: result })}`,
-      );
-      process.exit(0);
-    },
-    (err) => {
-      process.stderr.write(
-        `bench: ${err instanceof BenchError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-      );
-      process.exit(1);
-    },
-  );
-}
+runAsMain(import.meta.url, 'latency', runLatency);

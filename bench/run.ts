@@ -33,7 +33,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { cpus, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,7 +42,6 @@ import { createDatabase, dropDatabase, withDatabaseName } from '../src/db/databa
 import { defaultMigrationsDir, readMigrations, upgrade } from '../src/db/migrate.js';
 import { createPool, type DatabasePool, sql } from '../src/db/pool.js';
 import { createTopics } from '../src/kafka/admin.js';
-import { createKafka } from '../src/kafka/kafka.js';
 import { judgeLine } from '../src/kafka/notification-key.js';
 import { openNotificationProducer } from '../src/kafka/notification-producer.js';
 import type { Admin, Kafka } from '../src/kafka/types.js';
@@ -50,7 +49,18 @@ import { createJsonLogger } from '../src/log.js';
 import { createMetrics, type WinchesterMetrics } from '../src/metrics/metrics.js';
 import { generateNotifications } from '../src/notigen/index.js';
 import { type TriggerStages, TriggerWorker, triggerGroupIds } from '../src/worker/trigger-worker.js';
-import { throughputSvg } from './lib/output.js';
+import {
+  BenchError,
+  checkServices,
+  flag as hasFlag,
+  highWatermarks,
+  integerArg,
+  kafkaClient,
+  say,
+  services,
+  workerProcessParts,
+} from './lib/harness.js';
+import { table, throughputSvg } from './lib/output.js';
 import { type ProgressSample, throughputSeries } from './lib/stats.js';
 import { runSuite } from './suite.js';
 
@@ -58,17 +68,8 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const CONFIG_FILE = `${ROOT}etc/winchester.yaml`;
 const RESULTS_DIR = `${ROOT}bench/results`;
 
-function flag(name: string): boolean {
-  return process.argv.includes(`--${name}`);
-}
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const n = Number(process.argv[i + 1]);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} needs a positive integer`);
-  return n;
-}
+const flag = (name: string) => hasFlag(process.argv, name);
+const arg = (name: string, fallback: number) => integerArg(process.argv, name, fallback);
 
 const N = arg('notifications', 200_000);
 const PARTITIONS = arg('partitions', 4);
@@ -81,74 +82,9 @@ const STALL_MS = arg('stall-seconds', 120) * 1000;
 /** The consumers' fetch wait, as the worker's default. */
 const MAX_WAIT_MS = 500;
 
-const say = (line: string) => process.stdout.write(`${line}\n`);
 const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
 const seconds = (ns: bigint) => Number(ns) / 1e9;
 const runId = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
-
-/** KAFKA_BROKERS and DATABASE_URL from the environment, else from .infra/env (like scripts/test.mjs). */
-function services(): { brokers: string; databaseUrl: string } {
-  const env: Record<string, string | undefined> = { ...process.env };
-  const file = `${ROOT}.infra/env`;
-  if (existsSync(file)) {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-      if (m?.[1] !== undefined && env[m[1]] === undefined) env[m[1]] = m[2];
-    }
-  }
-  const brokers = env.KAFKA_BROKERS;
-  const databaseUrl = env.DATABASE_URL;
-  if (brokers === undefined || databaseUrl === undefined) {
-    throw new BenchError(
-      'KAFKA_BROKERS and DATABASE_URL are not set and .infra/env does not exist: run npm run infra:up',
-    );
-  }
-  return { brokers, databaseUrl };
-}
-
-/** A failure with a message for the operator, printed without a stack. */
-class BenchError extends Error {}
-
-function kafkaClient(brokers: string, clientId: string): Kafka {
-  return createKafka({
-    brokers,
-    clientId,
-    logLevel: 'nothing',
-    connectionTimeoutMs: 3000,
-    requestTimeoutMs: 30000,
-    retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 3000 },
-  });
-}
-
-/** Checks both services answer, with the fix in the message when one does not. */
-async function checkServices(admin: Admin, databaseUrl: string): Promise<DatabasePool> {
-  try {
-    await Promise.race([
-      admin.connect(),
-      sleep(8000).then(() => Promise.reject(new Error('no answer within 8 s'))),
-    ]);
-  } catch (error) {
-    throw new BenchError(
-      `Kafka is not reachable (${(error as Error).message}): run npm run infra:up (or set KAFKA_BROKERS)`,
-    );
-  }
-  let pool: DatabasePool | undefined;
-  try {
-    pool = await createPool(databaseUrl, {
-      maximumPoolSize: 1,
-      connectionTimeoutMs: 3000,
-      connectionRetryLimit: 1,
-    });
-    await pool.query(sql.unsafe`SELECT 1`);
-  } catch (error) {
-    await pool?.end().catch(() => undefined);
-    await admin.disconnect().catch(() => undefined);
-    throw new BenchError(
-      `PostgreSQL is not reachable (${(error as Error).message}): run npm run infra:up (or set DATABASE_URL)`,
-    );
-  }
-  return pool;
-}
 
 interface Workload {
   keys: (string | null)[];
@@ -407,16 +343,8 @@ function addCounts(a: Counts, b: Counts): Counts {
  * metrics as one JSON line on stdout.
  */
 async function stageProcess(stage: TriggerStages): Promise<void> {
-  const env = process.env;
-  const brokers = env.KAFKA_BROKERS ?? '';
-  const config = await loadConfig(CONFIG_FILE, { env });
-  const pool = await createPool(env.DATABASE_URL ?? '', { maximumPoolSize: 10, connectionTimeoutMs: 5000 });
-  const metrics = createMetrics();
-  const log = createJsonLogger({
-    level: env.BENCH_LOG === 'info' ? 'info' : 'warn',
-    write: (line) => process.stderr.write(line),
-    base: { bench: `split-${stage}` },
-  });
+  const brokers = process.env.KAFKA_BROKERS ?? '';
+  const { config, pool, metrics, log } = await workerProcessParts({ bench: `split-${stage}` });
   const cpu0 = process.cpuUsage();
   const worker = await TriggerWorker.start({
     config,
@@ -464,12 +392,6 @@ function startStage(
     });
   });
   return { child, report };
-}
-
-/** High watermark of every partition of `topic`. */
-async function highWatermarks(admin: Admin, topic: string): Promise<Map<number, bigint>> {
-  const offsets = await admin.fetchTopicOffsets(topic);
-  return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
 }
 
 /**
@@ -832,16 +754,6 @@ function summarise(p: CpuProfile, file: string): ProfileSummary {
 }
 
 // --- output --------------------------------------------------------------------------------------
-
-function table(header: string[], rows: string[][], rightAligned: Set<number>): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (r: string[]) =>
-    r
-      .map((c, i) => (rightAligned.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  return [fmt(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(fmt)].join('\n');
-}
 
 function printProfile(p: ProfileSummary): void {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;

@@ -17,15 +17,11 @@
 import { getHeapSnapshot } from 'node:v8';
 import { triggerWorkerOptions } from '../src/cli/trigger-worker.js';
 import { workerAvro } from '../src/cli/worker-runtime.js';
-import { loadConfig } from '../src/config/index.js';
-import { createPool } from '../src/db/pool.js';
 import type { Consumer, Kafka } from '../src/kafka/types.js';
-import { createJsonLogger } from '../src/log.js';
-import { createMetrics } from '../src/metrics/metrics.js';
+import type { Logger } from '../src/log.js';
 import { type TriggerStages, TriggerWorker } from '../src/worker/trigger-worker.js';
+import { workerProcessParts } from './lib/harness.js';
 import { type HeapSnapshotJson, summarizeHeapSnapshot } from './lib/heap-snapshot.js';
-
-const CONFIG_FILE = new URL('../etc/winchester.yaml', import.meta.url).pathname;
 
 /** Messages this process sends to its parent. */
 export type ChildMessage =
@@ -98,18 +94,20 @@ async function main(): Promise<void> {
     throw new Error(`unknown stages ${stages}`);
   const gc = (globalThis as { gc?: () => void }).gc;
   const env = process.env;
-  const config = await loadConfig(CONFIG_FILE, { env });
-  const pool = await createPool(env.DATABASE_URL ?? '', { maximumPoolSize: 10, connectionTimeoutMs: 5000 });
-  const metrics = createMetrics();
-  const log = createJsonLogger({
-    level: env.BENCH_LOG === 'info' ? 'info' : 'warn',
-    write: (line) => process.stderr.write(line),
-    base: { bench: env.BENCH_LABEL ?? 'child', stages },
+  const { config, pool, metrics, log } = await workerProcessParts({
+    bench: env.BENCH_LABEL ?? 'child',
+    stages,
   });
+  // The rebalances a benchmark causes make kafkajs warn ('The group is rebalancing, re-joining'); only
+  // its errors are shown, unless BENCH_LOG=info.
+  const workerLog: Logger = (level, msg, fields) => {
+    const kafkaWarning = level === 'warn' && String(fields?.component ?? '').startsWith('kafka.');
+    if (!kafkaWarning || env.BENCH_LOG === 'info') log(level, msg, fields);
+  };
   const worker = await TriggerWorker.start(
     triggerWorkerOptions(config, {
       pool,
-      log,
+      log: workerLog,
       metrics,
       stages,
       onFatal: (error) => {
@@ -120,7 +118,7 @@ async function main(): Promise<void> {
         });
         process.exit(1);
       },
-      avro: await workerAvro(config, log, metrics),
+      avro: await workerAvro(config, workerLog, metrics),
       wrapKafka: reporting,
     }),
   );

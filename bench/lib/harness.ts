@@ -8,13 +8,19 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '../../src/config/index.js';
 import { createDatabase, dropDatabase, withDatabaseName } from '../../src/db/databases.js';
 import { defaultMigrationsDir, readMigrations, upgrade } from '../../src/db/migrate.js';
 import { createPool, type DatabasePool, sql } from '../../src/db/pool.js';
 import { createKafka } from '../../src/kafka/kafka.js';
 import { judgeLine } from '../../src/kafka/notification-key.js';
-import { openNotificationProducer } from '../../src/kafka/notification-producer.js';
+import {
+  type NotificationProducer,
+  openNotificationProducer,
+} from '../../src/kafka/notification-producer.js';
 import type { Admin, Kafka } from '../../src/kafka/types.js';
+import { createJsonLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/metrics/metrics.js';
 import type { ChildMessage, ParentMessage } from '../worker-child.js';
 import { resultsFileName, resultsJson } from './output.js';
 
@@ -37,6 +43,13 @@ export function numberArg(argv: readonly string[], name: string, fallback: numbe
   if (i < 0) return fallback;
   const n = Number(argv[i + 1]);
   if (!Number.isFinite(n) || n <= 0) throw new BenchError(`--${name} needs a positive number`);
+  return n;
+}
+
+/** `--name <positive integer>`, or the fallback. */
+export function integerArg(argv: readonly string[], name: string, fallback: number): number {
+  const n = numberArg(argv, name, fallback);
+  if (!Number.isInteger(n)) throw new BenchError(`--${name} needs a positive integer`);
   return n;
 }
 
@@ -67,6 +80,39 @@ export function kafkaClient(brokers: string, clientId: string): Kafka {
     requestTimeoutMs: 30000,
     retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 3000 },
   });
+}
+
+/**
+ * Connects the admin and opens a one-connection pool on `databaseUrl` (for creating and dropping
+ * databases), checking both services answer, with the fix in the message when one does not.
+ */
+export async function checkServices(admin: Admin, databaseUrl: string): Promise<DatabasePool> {
+  try {
+    await Promise.race([
+      admin.connect(),
+      sleep(8000).then(() => Promise.reject(new Error('no answer within 8 s'))),
+    ]);
+  } catch (error) {
+    throw new BenchError(
+      `Kafka is not reachable (${(error as Error).message}): run npm run infra:up (or set KAFKA_BROKERS)`,
+    );
+  }
+  let pool: DatabasePool | undefined;
+  try {
+    pool = await createPool(databaseUrl, {
+      maximumPoolSize: 1,
+      connectionTimeoutMs: 3000,
+      connectionRetryLimit: 1,
+    });
+    await pool.query(sql.unsafe`SELECT 1`);
+  } catch (error) {
+    await pool?.end().catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
+    throw new BenchError(
+      `PostgreSQL is not reachable (${(error as Error).message}): run npm run infra:up (or set DATABASE_URL)`,
+    );
+  }
+  return pool;
 }
 
 /** The machine, as the results record it. */
@@ -120,30 +166,7 @@ export async function openRun(
   const id = `${label}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   const kafka = kafkaClient(s.brokers, `bench-${id}`);
   const admin = kafka.admin();
-  try {
-    await Promise.race([
-      admin.connect(),
-      sleep(8000).then(() => Promise.reject(new Error('no answer within 8 s'))),
-    ]);
-  } catch (error) {
-    throw new BenchError(
-      `Kafka is not reachable (${(error as Error).message}): run npm run infra:up (or set KAFKA_BROKERS)`,
-    );
-  }
-  let adminPool: DatabasePool;
-  try {
-    adminPool = await createPool(s.databaseUrl, {
-      maximumPoolSize: 1,
-      connectionTimeoutMs: 3000,
-      connectionRetryLimit: 1,
-    });
-    await adminPool.query(sql.unsafe`SELECT 1`);
-  } catch (error) {
-    await admin.disconnect().catch(() => undefined);
-    throw new BenchError(
-      `PostgreSQL is not reachable (${(error as Error).message}): run npm run infra:up (or set DATABASE_URL)`,
-    );
-  }
+  const adminPool = await checkServices(admin, s.databaseUrl);
   const dbName = `bench_${id.replaceAll('-', '_')}`;
   await createDatabase(adminPool, dbName);
   const url = withDatabaseName(s.databaseUrl, dbName);
@@ -199,6 +222,24 @@ export async function openRun(
       await admin.disconnect().catch(() => undefined);
     },
   };
+}
+
+/**
+ * What a bench worker process opens from the environment its parent passed: the configuration
+ * (etc/winchester.yaml with WINCHESTER_* variables), a pool on DATABASE_URL, its own metrics, and a JSON
+ * logger on stderr (warn and above; info with BENCH_LOG=info) with `base` on every line.
+ */
+export async function workerProcessParts(base: Record<string, unknown>) {
+  const env = process.env;
+  const config = await loadConfig(`${ROOT}etc/winchester.yaml`, { env });
+  const pool = await createPool(env.DATABASE_URL ?? '', { maximumPoolSize: 10, connectionTimeoutMs: 5000 });
+  const metrics = createMetrics();
+  const log = createJsonLogger({
+    level: env.BENCH_LOG === 'info' ? 'info' : 'warn',
+    write: (line) => process.stderr.write(line),
+    base,
+  });
+  return { config, pool, metrics, log };
 }
 
 /** A trigger worker process (bench/worker-child.ts) and what it has reported. */
@@ -326,6 +367,20 @@ export function instanceUpdate(instanceId: string, tenant: string, at: Date): st
   });
 }
 
+/** The run's idempotent notification producer (as `winchester produce` opens it) for its notifications topic. */
+export function openBenchProducer(run: BenchRun, partitions: number): Promise<NotificationProducer> {
+  return openNotificationProducer({
+    brokers: run.brokers,
+    clientId: `${run.clientId}-produce`,
+    topic: run.topics.notifications,
+    createTopic: false,
+    partitions,
+    replicationFactor: 1,
+    batchSize: 500,
+    timeoutMs: 60_000,
+  });
+}
+
 /**
  * Produces `count` notifications made by `make(i)` (keyed as `winchester produce` keys them) with the
  * idempotent notification producer; `onProgress` sees the count produced so far. Returns seconds taken.
@@ -337,16 +392,7 @@ export async function produceNotifications(
   partitions: number,
   onProgress?: (n: number) => void,
 ): Promise<number> {
-  const producer = await openNotificationProducer({
-    brokers: run.brokers,
-    clientId: `${run.clientId}-produce`,
-    topic: run.topics.notifications,
-    createTopic: false,
-    partitions,
-    replicationFactor: 1,
-    batchSize: 500,
-    timeoutMs: 60_000,
-  });
+  const producer = await openBenchProducer(run, partitions);
   const t0 = Date.now();
   try {
     for (let i = 0; i < count; i++) {
@@ -435,4 +481,55 @@ export async function waitAllCheckpointed(
     stalled(behind, 'the streams stage checkpoints');
     await sleep(250);
   }
+}
+
+/**
+ * Opens `count` streams of the StackTach trigger that stay open (one compute.instance.update per new
+ * instance, stamped now, over 997 tenants: the streams expire in 2 days) and waits until everything is
+ * checkpointed (see {@link waitAllCheckpointed}). Returns the seconds the produce took and the seconds
+ * until all was checkpointed, both from the first produce.
+ */
+export async function openStreams(
+  run: BenchRun,
+  count: number,
+  partitions: number,
+  stallMs: number,
+  onPoll?: (behind: bigint) => void,
+): Promise<{ produceSeconds: number; loadSeconds: number }> {
+  const t0 = Date.now();
+  const produceSeconds = await produceNotifications(
+    run,
+    count,
+    (i) => instanceUpdate(randomUUID(), `tenant-${i % 997}`, new Date()),
+    partitions,
+  );
+  await waitAllCheckpointed(run, stallMs, onPoll);
+  return { produceSeconds, loadSeconds: (Date.now() - t0) / 1000 };
+}
+
+/**
+ * Runs a benchmark when its module is the process's entry (`node --import tsx bench/<kind>.ts …`): its
+ * result is written to bench/results/<kind>-<time>.json under `kind`, beside the date and the machine;
+ * exit 0, or exit 1 with the error (a BenchError's message without a stack).
+ */
+export function runAsMain<T>(
+  moduleUrl: string,
+  kind: string,
+  bench: (argv: readonly string[]) => Promise<T>,
+): void {
+  if (moduleUrl !== `file://${process.argv[1]}`) return;
+  bench(process.argv.slice(2)).then(
+    (result) => {
+      say(
+        `\nresults: ${writeResults(kind, { date: new Date().toISOString(), machine: machine(), [kind]: result })}`,
+      );
+      process.exit(0);
+    },
+    (err) => {
+      process.stderr.write(
+        `bench: ${err instanceof BenchError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+      process.exit(1);
+    },
+  );
 }
