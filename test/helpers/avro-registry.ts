@@ -12,9 +12,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import avro from 'avsc';
 import { ConfluentSchemaSource, NotificationSchemas } from '../../src/kafka/schema-registry.js';
+import { AvroCodec } from '../../src/serde/avro-codec.js';
 import { frame } from '../../src/serde/codec.js';
 import { AvroNotificationDecoder } from '../../src/serde/notifications.js';
-import { startFakeRegistry } from '../unit/serde/fake-registry.js';
+import { type FakeRegistry, startFakeRegistry } from '../unit/serde/fake-registry.js';
 import type { TestScope } from './integration.js';
 
 export interface TestRegistry {
@@ -114,6 +115,21 @@ export function notificationSchema(notification: unknown): string | undefined {
   const schema = toSchema(shape, { n: 0 }) as { name: string };
   schema.name = 'Notification';
   return JSON.stringify(schema);
+}
+
+/**
+ * An in-test registry and the Avro record codec registered on it (stream-events topic `se`, batches
+ * topic `b` unless given); close the registry when done.
+ */
+export async function startAvroCodec(
+  topics: { readonly streamEventsTopic: string; readonly batchesTopic: string } = {
+    streamEventsTopic: 'se',
+    batchesTopic: 'b',
+  },
+): Promise<{ readonly registry: FakeRegistry; readonly codec: AvroCodec }> {
+  const registry = await startFakeRegistry();
+  const codec = await AvroCodec.create(new ConfluentSchemaSource({ url: registry.url }), topics);
+  return { registry, codec };
 }
 
 /** A field of an Avro record schema, as written in the schema's JSON. */

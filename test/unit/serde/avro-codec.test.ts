@@ -14,7 +14,8 @@ import {
   UnknownSchemaError,
 } from '../../../src/serde/codec.js';
 import type { DistinguishingValue } from '../../../src/triggers/types.js';
-import { type FakeRegistry, startFakeRegistry } from './fake-registry.js';
+import { startAvroCodec } from '../../helpers/avro-registry.js';
+import type { FakeRegistry } from './fake-registry.js';
 
 // Avro carries every double (NaN, ±Infinity, -0) and every string, so the property is stricter than
 // the JSON codec's: nothing is excluded.
@@ -48,11 +49,10 @@ describe('Avro record codec (Confluent wire format, registry over HTTP)', () => 
   let codec: AvroCodec;
 
   before(async () => {
-    registry = await startFakeRegistry();
-    codec = await AvroCodec.create(new ConfluentSchemaSource({ url: registry.url }), {
+    ({ registry, codec } = await startAvroCodec({
       streamEventsTopic: 'w.stream-events',
       batchesTopic: 'w.batches',
-    });
+    }));
   });
   after(() => registry.close());
 

@@ -2,11 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { CompletionResult } from '../../../src/db/pipeline-store.js';
 import type { BatchRecord } from '../../../src/kafka/records.js';
-import { ConfluentSchemaSource } from '../../../src/kafka/schema-registry.js';
 import type { Consumer } from '../../../src/kafka/types.js';
 import type { Event } from '../../../src/model/event.js';
 import type { PipelineDefinition } from '../../../src/pipeline/definitions.js';
-import { AvroCodec } from '../../../src/serde/avro-codec.js';
+import type { AvroCodec } from '../../../src/serde/avro-codec.js';
 import { frame } from '../../../src/serde/codec.js';
 import type { TriggerDefinition } from '../../../src/triggers/types.js';
 import {
@@ -15,7 +14,8 @@ import {
   PipelineWorker,
 } from '../../../src/worker/pipeline-worker.js';
 import type { OutboundMessage } from '../../../src/worker/router.js';
-import { type FakeRegistry, startFakeRegistry } from './fake-registry.js';
+import { startAvroCodec } from '../../helpers/avro-registry.js';
+import type { FakeRegistry } from './fake-registry.js';
 
 const T0 = Date.UTC(2026, 0, 1) * 1000;
 const ev = (id: string, type: string): Event => ({
@@ -110,11 +110,7 @@ describe('PipelineWorker with the Avro record codec', () => {
   let registry: FakeRegistry;
   let codec: AvroCodec;
   before(async () => {
-    registry = await startFakeRegistry();
-    codec = await AvroCodec.create(new ConfluentSchemaSource({ url: registry.url }), {
-      streamEventsTopic: 'se',
-      batchesTopic: 'b',
-    });
+    ({ registry, codec } = await startAvroCodec());
   });
   after(() => registry.close());
 

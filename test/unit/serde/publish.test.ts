@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type BatchRecord, batchValueFor, encodeBatch } from '../../../src/kafka/records.js';
-import { ConfluentSchemaSource } from '../../../src/kafka/schema-registry.js';
-import { AvroCodec } from '../../../src/serde/avro-codec.js';
+import type { AvroCodec } from '../../../src/serde/avro-codec.js';
 import { jsonCodec } from '../../../src/serde/codec.js';
 import { publishValue } from '../../../src/serde/publish.js';
-import { type FakeRegistry, startFakeRegistry } from './fake-registry.js';
+import { startAvroCodec } from '../../helpers/avro-registry.js';
+import type { FakeRegistry } from './fake-registry.js';
 
 const batch: BatchRecord = {
   batchId: 'p0-1:fire',
@@ -36,11 +36,7 @@ describe('publishValue: outbox JSON to the batches topic format', () => {
   let registry: FakeRegistry;
   let codec: AvroCodec;
   before(async () => {
-    registry = await startFakeRegistry();
-    codec = await AvroCodec.create(new ConfluentSchemaSource({ url: registry.url }), {
-      streamEventsTopic: 'se',
-      batchesTopic: 'b',
-    });
+    ({ registry, codec } = await startAvroCodec());
   });
   after(() => registry.close());
 

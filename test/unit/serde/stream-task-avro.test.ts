@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { EventTimeClock } from '../../../src/engine/clock.js';
 import { decodeBatch } from '../../../src/kafka/records.js';
-import { ConfluentSchemaSource } from '../../../src/kafka/schema-registry.js';
 import type { Event } from '../../../src/model/event.js';
-import { AvroCodec } from '../../../src/serde/avro-codec.js';
+import type { AvroCodec } from '../../../src/serde/avro-codec.js';
 import { frame } from '../../../src/serde/codec.js';
 import { StreamTask } from '../../../src/worker/stream-task.js';
+import { startAvroCodec } from '../../helpers/avro-registry.js';
 import { memoryTaskStore, withCanonicalKeys } from '../../helpers/stream-task.js';
 import { ev, HOUR, MINUTE, T0, trigger } from '../engine/builder.js';
-import { type FakeRegistry, startFakeRegistry } from './fake-registry.js';
+import type { FakeRegistry } from './fake-registry.js';
 
 // The test builder's stream keys are not in the canonical format the outbox parses back: use it.
 const def = withCanonicalKeys(
@@ -26,11 +26,7 @@ describe('StreamTask with the Avro record codec', () => {
   let registry: FakeRegistry;
   let codec: AvroCodec;
   before(async () => {
-    registry = await startFakeRegistry();
-    codec = await AvroCodec.create(new ConfluentSchemaSource({ url: registry.url }), {
-      streamEventsTopic: 'se',
-      batchesTopic: 'b',
-    });
+    ({ registry, codec } = await startAvroCodec());
   });
   after(() => registry.close());
 
