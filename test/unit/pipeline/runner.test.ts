@@ -74,16 +74,26 @@ function recordingFactory(behaviours: Record<string, Behaviour>, calls: string[]
   };
 }
 
+/** Runs pipeline `p` of `names` over `events` with recording handlers: the outcome, the calls, the log lines. */
+async function runRecorded(
+  names: string[],
+  behaviours: Record<string, Behaviour> = {},
+  events: Event[] = [ev('1')],
+) {
+  const calls: string[] = [];
+  const { log, lines } = recordingLog();
+  const out = await runPipeline(
+    pipeline(...names),
+    { events, env: env() },
+    recordingFactory(behaviours, calls),
+    log,
+  );
+  return { out, calls, lines };
+}
+
 describe('runPipeline', () => {
   test('all succeed: handlers made in order, handleEvents in order, then commit in order', async () => {
-    const calls: string[] = [];
-    const { log, lines } = recordingLog();
-    const out = await runPipeline(
-      pipeline('a', 'b', 'c'),
-      { events: [ev('1'), ev('2')], env: env() },
-      recordingFactory({}, calls),
-      log,
-    );
+    const { out, calls, lines } = await runRecorded(['a', 'b', 'c'], {}, [ev('1'), ev('2')]);
     assert.deepEqual(calls, [
       'new a',
       'new b',
@@ -107,31 +117,26 @@ describe('runPipeline', () => {
   });
 
   test('each handler sees the list the previous returned, and the shared env', async () => {
-    const calls: string[] = [];
     const seen: string[][] = [];
-    const out = await runPipeline(
-      pipeline('drop', 'add', 'look'),
-      { events: [ev('1'), ev('2')], env: env() },
-      recordingFactory(
-        {
-          drop: {
-            handle: (events, e) => {
-              e.note = 'from drop';
-              return events.filter((x) => x.message_id !== '1');
-            },
-          },
-          add: { handle: (events) => [...events, ev('n1', 'new.event')] },
-          look: {
-            handle: (events, e) => {
-              seen.push(events.map((x) => x.message_id));
-              seen.push([String(e.note)]);
-              return events;
-            },
+    const { out } = await runRecorded(
+      ['drop', 'add', 'look'],
+      {
+        drop: {
+          handle: (events, e) => {
+            e.note = 'from drop';
+            return events.filter((x) => x.message_id !== '1');
           },
         },
-        calls,
-      ),
-      recordingLog().log,
+        add: { handle: (events) => [...events, ev('n1', 'new.event')] },
+        look: {
+          handle: (events, e) => {
+            seen.push(events.map((x) => x.message_id));
+            seen.push([String(e.note)]);
+            return events;
+          },
+        },
+      },
+      [ev('1'), ev('2')],
     );
     assert.deepEqual(seen, [['2', 'n1'], ['from drop']]);
     assert.ok(out.ok);
@@ -142,23 +147,13 @@ describe('runPipeline', () => {
   });
 
   test('a handler that throws: no commit, every created handler rolled back, error named', async () => {
-    const calls: string[] = [];
-    const { log, lines } = recordingLog();
-    const out = await runPipeline(
-      pipeline('a', 'b', 'c'),
-      { events: [ev('1')], env: env() },
-      recordingFactory(
-        {
-          b: {
-            handle: () => {
-              throw new Error('boom');
-            },
-          },
+    const { out, calls, lines } = await runRecorded(['a', 'b', 'c'], {
+      b: {
+        handle: () => {
+          throw new Error('boom');
         },
-        calls,
-      ),
-      log,
-    );
+      },
+    });
     assert.deepEqual(calls, [
       'new a',
       'new b',
@@ -178,34 +173,19 @@ describe('runPipeline', () => {
   });
 
   test('an async handleEvents that rejects fails the same way; a thrown non-Error becomes its string', async () => {
-    const calls: string[] = [];
-    const out = await runPipeline(
-      pipeline('a'),
-      { events: [ev('1')], env: env() },
-      recordingFactory({ a: { handle: () => Promise.reject('plain string') } }, calls),
-      recordingLog().log,
-    );
+    const { out, calls } = await runRecorded(['a'], { a: { handle: () => Promise.reject('plain string') } });
     assert.deepEqual(out, { ok: false, handler: 'a', error: 'plain string', rollbackErrors: [] });
     assert.deepEqual(calls, ['new a', 'handle a', 'rollback a']);
   });
 
   test('a constructor that throws: that handler fails, the ones already made are rolled back, none runs', async () => {
-    const calls: string[] = [];
-    const out = await runPipeline(
-      pipeline('a', 'b', 'c'),
-      { events: [ev('1')], env: env() },
-      recordingFactory(
-        {
-          b: {
-            construct: () => {
-              throw new TypeError('bad params: level must be one of debug, info');
-            },
-          },
+    const { out, calls } = await runRecorded(['a', 'b', 'c'], {
+      b: {
+        construct: () => {
+          throw new TypeError('bad params: level must be one of debug, info');
         },
-        calls,
-      ),
-      recordingLog().log,
-    );
+      },
+    });
     assert.deepEqual(calls, ['new a', 'new b', 'rollback a']);
     assert.ok(!out.ok);
     assert.equal(out.handler, 'b');
@@ -221,13 +201,7 @@ describe('runPipeline', () => {
     ['an array holding an event without message_id', [{ event_type: 'x' }], /item 0 is not an event/],
   ] as const) {
     test(`handleEvents returning ${what} fails the batch naming the handler`, async () => {
-      const calls: string[] = [];
-      const out = await runPipeline(
-        pipeline('a', 'bad', 'c'),
-        { events: [ev('1')], env: env() },
-        recordingFactory({ bad: { handle: () => value } }, calls),
-        recordingLog().log,
-      );
+      const { out, calls } = await runRecorded(['a', 'bad', 'c'], { bad: { handle: () => value } });
       assert.ok(!out.ok);
       assert.equal(out.handler, 'bad');
       assert.match(out.error, pattern);
@@ -245,24 +219,14 @@ describe('runPipeline', () => {
   }
 
   test('a commit error is logged and collected; the other handlers still commit', async () => {
-    const calls: string[] = [];
-    const { log, lines } = recordingLog();
-    const out = await runPipeline(
-      pipeline('a', 'b', 'c'),
-      { events: [ev('1')], env: env() },
-      recordingFactory(
-        {
-          a: {
-            commit: () => {
-              throw new Error('a down');
-            },
-          },
-          b: { commit: () => Promise.reject(new Error('b down')) },
+    const { out, calls, lines } = await runRecorded(['a', 'b', 'c'], {
+      a: {
+        commit: () => {
+          throw new Error('a down');
         },
-        calls,
-      ),
-      log,
-    );
+      },
+      b: { commit: () => Promise.reject(new Error('b down')) },
+    });
     assert.deepEqual(calls.slice(-3), ['commit a', 'commit b', 'commit c']);
     assert.ok(out.ok);
     assert.deepEqual(out.commitErrors, [
@@ -279,7 +243,6 @@ describe('runPipeline', () => {
   });
 
   test('commits run one after another, never overlapping', async () => {
-    const calls: string[] = [];
     let active = 0;
     let maxActive = 0;
     const slow = async () => {
@@ -288,39 +251,24 @@ describe('runPipeline', () => {
       await new Promise((r) => setTimeout(r, 5));
       active--;
     };
-    await runPipeline(
-      pipeline('a', 'b', 'c'),
-      { events: [], env: env() },
-      recordingFactory({ a: { commit: slow }, b: { commit: slow }, c: { commit: slow } }, calls),
-      recordingLog().log,
-    );
+    await runRecorded(['a', 'b', 'c'], { a: { commit: slow }, b: { commit: slow }, c: { commit: slow } }, []);
     assert.equal(maxActive, 1);
   });
 
   test('rollback errors are collected and logged, never thrown; every handler still rolls back', async () => {
-    const calls: string[] = [];
-    const { log, lines } = recordingLog();
-    const out = await runPipeline(
-      pipeline('a', 'b', 'c'),
-      { events: [ev('1')], env: env() },
-      recordingFactory(
-        {
-          a: {
-            rollback: () => {
-              throw new Error('a cannot undo');
-            },
-          },
-          c: {
-            handle: () => {
-              throw new Error('c failed');
-            },
-            rollback: () => Promise.reject(new Error('c cannot undo')),
-          },
+    const { out, calls, lines } = await runRecorded(['a', 'b', 'c'], {
+      a: {
+        rollback: () => {
+          throw new Error('a cannot undo');
         },
-        calls,
-      ),
-      log,
-    );
+      },
+      c: {
+        handle: () => {
+          throw new Error('c failed');
+        },
+        rollback: () => Promise.reject(new Error('c cannot undo')),
+      },
+    });
     assert.deepEqual(calls.slice(-3), ['rollback a', 'rollback b', 'rollback c']);
     assert.deepEqual(out, {
       ok: false,
