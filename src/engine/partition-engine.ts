@@ -470,7 +470,7 @@ export class PartitionEngine {
         row.expireAt,
         row.fireAt ?? NEVER,
       );
-      if (row.id !== this.idPrefix + row.seq) s.id = row.id;
+      if (!this.isDefaultId(row.id, row.seq)) s.id = row.id;
       s.version = row.version;
       const crit = slot.criteria;
       let any = false;
@@ -533,6 +533,22 @@ export class PartitionEngine {
   }
 
   /** The sequence number `id` names if it has the form `${idPrefix}${seq}`, else null. */
+  /** Whether `id` is `${idPrefix}${seq}` (checked without building that string: once per restored row). */
+  private isDefaultId(id: StreamId, seq: number): boolean {
+    const start = this.idPrefix.length;
+    const len = id.length;
+    if (len === start || len - start > 16 || !id.startsWith(this.idPrefix)) return false;
+    // No leading zero: `p0-07` is not the id of stream 7.
+    if (id.charCodeAt(start) === 48 && len > start + 1) return false;
+    let n = 0;
+    for (let i = start; i < len; i++) {
+      const d = id.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) return false;
+      n = n * 10 + d;
+    }
+    return n === seq;
+  }
+
   private seqOf(id: StreamId): number | null {
     if (!id.startsWith(this.idPrefix)) return null;
     const digits = id.slice(this.idPrefix.length);

@@ -92,8 +92,9 @@ const isInt = (n: unknown): n is number => typeof n === 'number' && Number.isSaf
 
 /** Checks a row's shape (it may come from JSON or a database); throws {@link EngineStateError}. */
 export function validateRow(row: StreamRow, trigger: TriggerDefinition): void {
-  const where = `stream ${JSON.stringify(row.id)} (trigger ${JSON.stringify(row.trigger)})`;
+  // Only built for an error: this runs once per restored stream.
   const bad = (what: string) => {
+    const where = `stream ${JSON.stringify(row.id)} (trigger ${JSON.stringify(row.trigger)})`;
     throw new EngineStateError(`cannot restore ${where}: ${what}`);
   };
   if (typeof row.id !== 'string' || row.id === '') bad('missing id');
