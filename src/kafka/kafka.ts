@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import {
+  type ISocketFactory,
   Kafka,
   type KafkaConfig,
   logLevel as KafkajsLogLevel,
@@ -63,6 +64,11 @@ export interface KafkaClientOptions {
   sasl?: KafkaSasl;
   /** TLS to the brokers; absent: plaintext. */
   ssl?: KafkaTls;
+  /**
+   * Opens the client's TCP connections; default kafkajs' own. Tests pass one that injects network faults
+   * kafkajs meets only in races of a real outage (test/integration/worker/consumer-restart.test.ts).
+   */
+  socketFactory?: ISocketFactory;
 }
 
 /** SASL credentials (the mechanisms kafkajs implements without plugins). */
@@ -159,6 +165,7 @@ export function createKafka(options: KafkaClientOptions): Kafka {
   if (options.retry !== undefined) config.retry = options.retry;
   if (options.sasl !== undefined) config.sasl = { ...options.sasl } as KafkaConfig['sasl'];
   if (options.ssl !== undefined) config.ssl = tlsOptions(options.ssl);
+  if (options.socketFactory !== undefined) config.socketFactory = options.socketFactory;
   return new Kafka(config);
 }
 
