@@ -91,6 +91,9 @@ export function isOutageCrash(error: unknown): boolean {
   return outage;
 }
 
+/** The message of the warn line logged for each replacement, after the stage's name (`route …`). */
+export const CONSUMER_RESTARTING = 'consumer given up by kafkajs in a Kafka outage: restarting it in-process';
+
 /** How hard a {@link RestartingConsumer} tries before it gives up. */
 export interface ConsumerRestartPolicy {
   /** Replacements in a row (none of them having joined the group) before giving up; 0: never replace. */
@@ -257,7 +260,7 @@ export class RestartingConsumer {
     this.total++;
     const base = Math.min(o.policy.maxBackoffMs, o.policy.initialBackoffMs * 2 ** (this.inARow - 1));
     const delayMs = Math.round(base * (0.8 + 0.4 * (o.random ?? Math.random)()));
-    o.log('warn', `${o.stage} consumer given up by kafkajs in a Kafka outage: restarting it in-process`, {
+    o.log('warn', `${o.stage} ${CONSUMER_RESTARTING}`, {
       error: describeKafkaError(error),
       attempt: this.inARow,
       attempts: o.policy.attempts,

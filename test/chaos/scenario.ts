@@ -18,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createPool, sql } from '../../src/db/pool.js';
 import { createTopics } from '../../src/kafka/admin.js';
+import { CONSUMER_RESTARTING } from '../../src/kafka/consumer-restart.js';
 import { createKafka } from '../../src/kafka/kafka.js';
 import { Prng } from '../../src/notigen/index.js';
 import { runCli } from '../helpers/cli.js';
@@ -372,8 +373,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
         'worker processes started': f.started,
         'unexpected worker exits': f.unexpectedExits.length,
         'workers that failed to start in an outage (exit 1, restarted)': f.startFailuresInOutage,
-        'running workers whose consumer kafkajs gave up in a broker outage (exit 1, restarted)':
-          f.consumerGaveUpInOutage,
+        'consumers restarted in-process after kafkajs gave up on them (route / streams / pipeline)': [
+          'route',
+          'streams',
+          'pipeline',
+        ]
+          .map((stage) => logs.byMsg.get(`${stage} ${CONSUMER_RESTARTING}`) ?? 0)
+          .join(' / '),
         'Kafka restarts': services.restarts.filter((r) => r.service === 'kafka').length,
         'PostgreSQL restarts': `${services.restarts.filter((r) => r.service === 'postgres').length} (${o.postgresStop})`,
         'database retries logged': logs.byMsg.get('database unavailable: retrying') ?? 0,
