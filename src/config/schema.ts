@@ -163,7 +163,7 @@ export const winchesterSchema = section('Top-level settings of winchester.yaml.'
     client_id: str('winchester', 'Kafka client id (consumer group ids are derived from it).'),
     retries: int(
       10,
-      "Retries of a failed request by a worker's Kafka client, backing off from 0.3 s, doubling, to at most 10 s (with jitter). The default rides out about a minute of broker outage (a restart, a leader moving) before a consumer gives up and its worker exits 1; the command-line tools keep kafkajs' 5.",
+      "Retries of a failed request by a worker's Kafka client, backing off from 0.3 s, doubling, to at most 10 s (with jitter): the default rides out about a minute of broker outage (a restart, a leader moving). A consumer kafkajs gives up on in an outage all the same is replaced in the process, up to this many times in a row without joining its group (then the worker exits 1). Idempotent producers retry without limit; a send's caller waits as long as these retries plus 30 s. The command-line tools keep kafkajs' 5.",
       0,
       100,
     ),
