@@ -1,10 +1,14 @@
 /**
- * The worker CLIs' exit path for a consumer kafkajs will not restart: the process must not stay up
- * consuming nothing, but stop and exit 1 (so an orchestrator restarts it), saying why in one line.
+ * The worker CLIs' exit path for a consumer kafkajs will not restart and no restart would cure: the
+ * process must not stay up consuming nothing, but stop and exit 1 (so an orchestrator restarts it),
+ * saying why in one line. (A crash kafkajs will not restart that is a Kafka outage, such as "Failed to
+ * find group coordinator" in a broker restart, is ridden out instead: the consumer is replaced in the
+ * process, test/integration/worker/consumer-restart.test.ts.)
  *
  * The crash is a real one, made without any authorizer: a consumer session timeout above the broker's
  * `group.max.session.timeout.ms` (30 min by default) is refused by the group coordinator with
- * INVALID_SESSION_TIMEOUT, an error kafkajs marks non-retriable, so its CRASH event says `restart: false`.
+ * INVALID_SESSION_TIMEOUT, an error kafkajs marks non-retriable, so its CRASH event says `restart: false`;
+ * a misconfiguration, so the worker does not try a replacement either.
  * (Deleting a subscribed topic is no such crash: kafkajs restarts the consumer and keeps trying.)
  */
 import assert from 'node:assert/strict';
@@ -72,6 +76,11 @@ for (const c of cases) {
       assert.equal(crash.level, 'error');
       assert.equal(crash.restart, false);
       assert.match(String(crash.error), /session timeout/);
+      assert.equal(crash.in_process_restarts, undefined, 'not an outage: no replacement was tried');
+      assert.ok(
+        !worker.lines.some((l) => typeof l.msg === 'string' && l.msg.endsWith('restarting it in-process')),
+        'no in-process restart',
+      );
       const stopping = worker.lines.find((l) => l.msg === 'stopping gracefully');
       assert.equal(stopping?.signal, 'abort', 'stopped by the fatal crash, not by a signal');
       assert.ok(
