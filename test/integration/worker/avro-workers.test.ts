@@ -321,6 +321,7 @@ test('a registry outage after start holds Avro notifications back (retried, not 
     batches: { prefix: 'it-avro-o-b', partitions: 1 },
     deadLetter: { prefix: 'it-avro-o-dl', partitions: 1 },
   });
+  const metricsPort = await freePort();
   const worker = startWinchester(t, ['trigger-worker', '-c', 'etc/winchester.yaml', '--stage', 'route'], {
     DATABASE_URL: db.url,
     KAFKA_BROKERS: kafkaBrokers(),
@@ -332,8 +333,12 @@ test('a registry outage after start holds Avro notifications back (retried, not 
     WINCHESTER_KAFKA_PARTITIONS: '1',
     WINCHESTER_SCHEMA_REGISTRY_URL: registry.url,
     WINCHESTER_SCHEMA_REGISTRY_RETRIES: '0',
-    WINCHESTER_METRICS_PORT: '0',
+    WINCHESTER_METRICS_PORT: String(metricsPort),
   });
+  const registryErrors = async () =>
+    sampleValue(await scrape(metricsPort), 'winchester_schema_registry_errors_total', {
+      operation: 'fetch_schema',
+    }) ?? 0;
   await worker.waitForMsg('trigger worker running', 90_000);
 
   const [line] = [...generateNotifications({ seed: 5, instances: 1, days: 1 })]
@@ -342,6 +347,7 @@ test('a registry outage after start holds Avro notifications back (retried, not 
   assert.ok(line !== undefined);
   const value = await new AvroNotificationWriter(registry.url, topics.notifications).encode(line);
   assert.ok(value !== undefined);
+  assert.equal(await registryErrors(), 0, 'no registry error while it answers');
   registry.unavailable = true;
   const producer = createProducer(kafka, { idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
@@ -352,6 +358,7 @@ test('a registry outage after start holds Avro notifications back (retried, not 
     60_000,
   );
   assert.equal(worker.child.exitCode, null, 'the worker stays up through the outage');
+  assert.ok((await registryErrors()) >= 1, 'the failed fetches are counted in /metrics');
   const dead = await readTopic(t, kafka, topics.deadLetter, () => false, 3000);
   assert.deepEqual(dead, [], 'nothing dead-lettered while the registry is down');
 
