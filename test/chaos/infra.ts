@@ -3,13 +3,14 @@
  * temporary INFRA_DIR on ports of their own, because the suite restarts them: the shared services
  * (127.0.0.1:19092, :54329) that other tests use are never touched.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { pidAlive, runScript } from '../helpers/process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SHARED_PORTS = new Set([19092, 19093, 54329]);
@@ -29,15 +30,6 @@ export async function freePort(): Promise<number> {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Sends `signal`, waits up to `graceMs` for the process to go, then SIGKILL. */
 async function stopPid(pid: number, signal: NodeJS.Signals, graceMs: number): Promise<void> {
   try {
@@ -46,9 +38,9 @@ async function stopPid(pid: number, signal: NodeJS.Signals, graceMs: number): Pr
     return;
   }
   const deadline = Date.now() + graceMs;
-  while (alive(pid) && Date.now() < deadline) await sleep(100);
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
-  while (alive(pid)) await sleep(50);
+  while (pidAlive(pid) && Date.now() < deadline) await sleep(100);
+  if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  while (pidAlive(pid)) await sleep(50);
 }
 
 /** How a Postgres restart stops the server: `fast` (SIGINT, clean) or `immediate` (SIGQUIT, crash recovery). */
@@ -152,26 +144,8 @@ export class PrivateInfra {
   }
 
   /** Runs scripts/infra.sh with this instance's directory and ports (and never the caller's services). */
-  private script(...args: string[]): Promise<void> {
-    const env = this.env();
-    return new Promise((resolve, reject) => {
-      const child = spawn('bash', [join(ROOT, 'scripts', 'infra.sh'), ...args], {
-        cwd: ROOT,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stdout.on('data', (d: Buffer) => {
-        output += d.toString('utf8');
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        output += d.toString('utf8');
-      });
-      child.on('error', reject);
-      child.on('close', (code) => {
-        if (code === 0) resolve();
-        else reject(new Error(`scripts/infra.sh ${args.join(' ')} exited ${code}:\n${output.trim()}`));
-      });
-    });
+  private async script(...args: string[]): Promise<void> {
+    const { code, output } = await runScript('infra.sh', args, this.env());
+    if (code !== 0) throw new Error(`scripts/infra.sh ${args.join(' ')} exited ${code}:\n${output.trim()}`);
   }
 }

@@ -111,3 +111,55 @@ export function startWinchester(t: TestScope, args: string[], env: NodeJS.Proces
   t.after(() => p.kill());
   return p;
 }
+
+/** True while a process with this pid exists (signal 0 reaches it). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs `bash scripts/<script> ARGS` from the repository root with exactly `env`; resolves with its exit
+ * code (null when a signal ended it) and its stdout and stderr as they came, together. With `timeoutMs`,
+ * a script still running then gets SIGTERM and the promise rejects with the output so far.
+ */
+export function runScript(
+  script: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs?: number,
+): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [`scripts/${script}`, ...args], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString('utf8');
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      output += d.toString('utf8');
+    });
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            child.kill('SIGTERM');
+            reject(new Error(`scripts/${script} did not finish within ${timeoutMs} ms:\n${output}`));
+          }, timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}

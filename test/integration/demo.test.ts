@@ -5,15 +5,14 @@
  */
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { databaseUrl, kafkaBrokers } from '../helpers/integration.js';
+import { pidAlive, runScript } from '../helpers/process.js';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -23,44 +22,6 @@ async function freePort(): Promise<number> {
       const address = server.address();
       const port = typeof address === 'object' && address !== null ? address.port : 0;
       server.close(() => resolve(port));
-    });
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function run(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  timeoutMs: number,
-): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['scripts/demo.sh', ...args], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString('utf8');
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      out += d.toString('utf8');
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      reject(new Error(`demo did not finish within ${timeoutMs} ms:\n${out}`));
-    }, timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
     });
   });
 }
@@ -87,7 +48,8 @@ test('npm run demo: a tiny workload end to end, summary with verdicts, no worker
     DEMO_PIPELINE_METRICS_PORT: String(await freePort()),
     DEMO_TIMEOUT: '60',
   };
-  const { code, out } = await run(
+  const { code, output: out } = await runScript(
+    'demo.sh',
     ['--instances', '6', '--days', '1', '--seed', '3', '--stop-after'],
     env,
     240_000, // a hang guard, not a speed check: npm test runs the chaos suite beside it on 2 cores
@@ -120,6 +82,7 @@ test('npm run demo: a tiny workload end to end, summary with verdicts, no worker
 
   const pids = [...out.matchAll(/^(?:trigger|pipeline) worker\s+pid (\d+)/gm)].map((m) => Number(m[1]));
   assert.equal(pids.length, 2, out);
-  for (const pid of pids) assert.equal(alive(pid), false, `worker ${pid} still running after --stop-after`);
+  for (const pid of pids)
+    assert.equal(pidAlive(pid), false, `worker ${pid} still running after --stop-after`);
   assert.match(out, /demo: stopped run \S+ \(workers \d+ \d+\)/);
 });
