@@ -18,12 +18,14 @@
  * - the heap the restored task holds per stream (after a full GC; the streams' rows dropped).
  *
  * Wall time is what failover waits for; on a shared machine it also counts time spent waiting for a CPU,
- * so the CPU time of this process (the client side: driver, decoding, engine) is printed beside it.
+ * so the CPU time of this process (the client side: driver, decoding, engine) and of the PostgreSQL
+ * backend serving it (read from /proc: the server runs on this machine) are printed beside it.
  *
  *   node --import tsx bench/restore.ts                       # 10k streams
  *   node --import tsx bench/restore.ts --sizes 10000,100000 --runs 3
  *   node --import tsx bench/restore.ts --keep               # keep the database (its name is printed)
  */
+import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pg from 'pg';
@@ -175,8 +177,10 @@ interface Row {
   phase: string;
   /** Median wall seconds over the runs. */
   seconds: number;
-  /** Median CPU seconds of this process (the client side; PostgreSQL's own time is not in it). */
+  /** Median CPU seconds of this process (the client side: driver, decoding, engine). */
   cpuSeconds: number;
+  /** Median CPU seconds of the PostgreSQL backend serving it (NaN when /proc does not show it). */
+  serverSeconds: number;
   note: string;
 }
 
@@ -205,19 +209,43 @@ async function rawRead(client: pg.Client): Promise<number> {
   return result.rows.length;
 }
 
-/** Wall and CPU (user + system of this process) seconds since a start mark. */
+/**
+ * CPU seconds (user + system) a PostgreSQL backend has used, from /proc (the server runs on this
+ * machine); NaN when it cannot be read. Clock ticks of 10 ms: fine for reads of a second or so.
+ */
+function backendCpu(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The backends whose CPU time is counted as the server's (the bench pool's single one, the raw client's). */
+const backends: number[] = [];
+const serverCpu = () => backends.reduce((sum, pid) => sum + backendCpu(pid), 0);
+
+/** Wall, client CPU (user + system of this process) and server CPU seconds since a start mark. */
 interface Mark {
   wall: bigint;
   cpu: NodeJS.CpuUsage;
+  server: number;
 }
-const mark = (): Mark => ({ wall: process.hrtime.bigint(), cpu: process.cpuUsage() });
-function since(m: Mark): { wall: number; cpu: number } {
+interface Times {
+  wall: number;
+  cpu: number;
+  server: number;
+}
+const mark = (): Mark => ({ wall: process.hrtime.bigint(), cpu: process.cpuUsage(), server: serverCpu() });
+function since(m: Mark): Times {
   const c = process.cpuUsage(m.cpu);
-  return { wall: seconds(m.wall), cpu: (c.user + c.system) / 1e6 };
+  return { wall: seconds(m.wall), cpu: (c.user + c.system) / 1e6, server: serverCpu() - m.server };
 }
 
 /** One claim with every row returned at once (what other callers of the store get). */
-async function timeClaim(store: CheckpointStore, streams: number): Promise<{ wall: number; cpu: number }> {
+async function timeClaim(store: CheckpointStore, streams: number): Promise<Times> {
   const m = mark();
   const claim: ClaimedPartition = await store.claimPartition(TOPIC, PARTITION);
   const t = since(m);
@@ -235,12 +263,13 @@ async function measure(
   runs: number,
   gc: () => void,
 ): Promise<{ rows: Row[]; bytesPerStream: number }> {
-  const samples = new Map<string, { wall: number[]; cpu: number[] }>();
+  const samples = new Map<string, { wall: number[]; cpu: number[]; server: number[] }>();
   const note = new Map<string, string>();
-  const sample = (phase: string, t: { wall: number; cpu: number }, what = '') => {
-    const list = samples.get(phase) ?? { wall: [], cpu: [] };
+  const sample = (phase: string, t: Times, what = '') => {
+    const list = samples.get(phase) ?? { wall: [], cpu: [], server: [] };
     list.wall.push(t.wall);
     list.cpu.push(t.cpu);
+    list.server.push(t.server);
     samples.set(phase, list);
     if (what !== '') note.set(phase, what);
   };
@@ -262,7 +291,7 @@ async function measure(
 
     // What the worker does: the store may hand rows to the engine as it reads them (timed apart; the
     // sink's time includes its yield to the event loop).
-    const inSink = { wall: 0, cpu: 0 };
+    const inSink = { wall: 0, cpu: 0, server: 0 };
     let imported = 0;
     const timing: TaskStore = {
       claimPartition: (topic, partition, sink) =>
@@ -277,6 +306,7 @@ async function measure(
                 const d = since(t);
                 inSink.wall += d.wall;
                 inSink.cpu += d.cpu;
+                inSink.server += d.server;
                 imported += rows.length;
               },
         ),
@@ -292,6 +322,7 @@ async function measure(
       sample('  of which: read rows (SQL + decode)', {
         wall: restore.wall - inSink.wall,
         cpu: restore.cpu - inSink.cpu,
+        server: restore.server - inSink.server,
       });
       sample('  of which: engine import (per chunk)', inSink);
     }
@@ -308,6 +339,7 @@ async function measure(
     phase,
     seconds: median(list.wall),
     cpuSeconds: median(list.cpu),
+    serverSeconds: median(list.server),
     note: note.get(phase) ?? '',
   }));
   return { rows, bytesPerStream };
@@ -330,7 +362,12 @@ async function main(): Promise<void> {
   const name = `bench_restore_${Date.now().toString(36)}`;
   await createDatabase(admin, name);
   const url = withDatabaseName(databaseUrl, name);
-  const pool = await createPool(url, { maximumPoolSize: 4, statementTimeoutMs: 600_000 });
+  // One connection that stays open: its backend's CPU time is the server's share of each phase.
+  const pool = await createPool(url, {
+    maximumPoolSize: 1,
+    statementTimeoutMs: 600_000,
+    idleTimeoutMs: 3_600_000,
+  });
   const client = new pg.Client({ connectionString: url });
   const results: {
     streams: number;
@@ -342,6 +379,10 @@ async function main(): Promise<void> {
   try {
     await upgrade(pool, await readMigrations());
     await client.connect();
+    backends.push(
+      Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid),
+      Number(await pool.oneFirst(sql.unsafe`SELECT pg_backend_pid()`)),
+    );
     const store = new CheckpointStore(pool);
     let written = 0;
     let events = 0;
@@ -355,15 +396,16 @@ async function main(): Promise<void> {
       const m = await measure(pool, client, store, triggers, n, runsArg, gc);
       say(
         table(
-          ['phase', 'wall', 'µs / stream', 'client CPU µs / stream', 'note'],
+          ['phase', 'wall', 'wall µs/stream', 'client CPU µs/stream', 'server CPU µs/stream', 'note'],
           m.rows.map((r) => [
             r.phase,
             `${(r.seconds * 1000).toFixed(0)} ms`,
             ((r.seconds * 1e6) / n).toFixed(2),
             ((r.cpuSeconds * 1e6) / n).toFixed(2),
+            Number.isFinite(r.serverSeconds) ? ((r.serverSeconds * 1e6) / n).toFixed(2) : '–',
             r.note,
           ]),
-          new Set([1, 2, 3]),
+          new Set([1, 2, 3, 4]),
         ),
       );
       say(`heap held by the restored task: ${m.bytesPerStream.toFixed(0)} B per stream`);
