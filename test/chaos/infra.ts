@@ -5,30 +5,16 @@
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { pidAlive, runScript } from '../helpers/process.js';
+import { freePort, pidAlive, runScript } from '../helpers/process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SHARED_PORTS = new Set([19092, 19093, 54329]);
 
-/** A TCP port nothing listens on right now (never one of the shared services'). */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-      });
-    });
-    if (!SHARED_PORTS.has(port)) return port;
-  }
-}
+// The suite's callers (and test/integration/worker/private-kafka.ts) take the port helper from here.
+export { freePort };
 
 /** Sends `signal`, waits up to `graceMs` for the process to go, then SIGKILL. */
 async function stopPid(pid: number, signal: NodeJS.Signals, graceMs: number): Promise<void> {

@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { TestScope } from './integration.js';
 
@@ -162,4 +163,24 @@ export function runScript(
       resolve({ code, output });
     });
   });
+}
+
+const SHARED_PORTS = new Set([19092, 19093, 54329]);
+
+/**
+ * A TCP port on 127.0.0.1 nothing listens on right now (bound to port 0, then released), never one of the
+ * shared services' (19092, 19093, 54329): for a process of the test to listen on, or to find nothing at.
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+      });
+    });
+    if (!SHARED_PORTS.has(port)) return port;
+  }
 }

@@ -17,7 +17,7 @@ import { Router } from '../../src/worker/router.js';
 import { triggerGroupIds } from '../../src/worker/trigger-worker.js';
 import { kafkaBrokers, type TestScope, uniqueName } from '../helpers/integration.js';
 import { testKafka } from '../helpers/kafka.js';
-import { startWinchester } from '../helpers/process.js';
+import { freePort, startWinchester } from '../helpers/process.js';
 import { type Exposition, sampleSum, sampleValue, scrape } from '../helpers/prometheus.js';
 import { migratedDatabase } from '../integration/db/schema.js';
 import { workerTopics } from '../integration/worker/topics.js';
@@ -64,18 +64,6 @@ export interface HostileReport {
 const hist = (m: Record<string, number>, k: string) => {
   m[k] = (m[k] ?? 0) + 1;
 };
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 async function raiseMessageLimit(kafka: Kafka, topic: string, bytes: number): Promise<void> {
   const admin = kafka.admin();

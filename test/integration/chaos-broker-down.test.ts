@@ -5,23 +5,11 @@
  * supervisor restarts them and an operator sees why.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { INTEGRATION_TIMEOUT_MS } from '../helpers/integration.js';
+import { freePort } from '../helpers/process.js';
 import { migratedDatabase } from './db/schema.js';
-
-/** A port on which nothing listens: the broker is down. */
-async function closedPort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 for (const command of ['trigger-worker', 'pipeline-worker']) {
   test(`${command} started while the broker is down: exit 1, one line naming Kafka, no stack trace`, {
@@ -31,7 +19,8 @@ for (const command of ['trigger-worker', 'pipeline-worker']) {
     const r = await runCli([command, '-c', 'etc/winchester.yaml'], {
       env: {
         DATABASE_URL: db.url,
-        KAFKA_BROKERS: `127.0.0.1:${await closedPort()}`,
+        // A port nothing listens on: the broker is down.
+        KAFKA_BROKERS: `127.0.0.1:${await freePort()}`,
         // Workers ride out a minute of outage by default (kafka.retries); give up after two tries here.
         WINCHESTER_KAFKA_RETRIES: '1',
         WINCHESTER_METRICS_PORT: '0',

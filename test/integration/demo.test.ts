@@ -6,25 +6,11 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { databaseUrl, kafkaBrokers } from '../helpers/integration.js';
-import { pidAlive, runScript } from '../helpers/process.js';
-
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort, pidAlive, runScript } from '../helpers/process.js';
 
 /** The number on the summary line `label   N …`. */
 function figure(out: string, label: string): number {

@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { describe, test } from 'node:test';
+import { freePort } from '../helpers/process.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const SCRIPT = join(ROOT, 'scripts', 'infra.sh');
@@ -85,13 +86,6 @@ async function listen(): Promise<{ server: Server; port: number }> {
   return { server, port: address.port };
 }
 
-/** A port nothing listens on (bound, then released). */
-async function closedPort(): Promise<number> {
-  const { server, port } = await listen();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 function assertCleanFailure(run: Run, pattern: RegExp): void {
   assert.equal(run.code, 1, `exit status 1 expected; stderr:\n${run.stderr}`);
   assert.match(run.stderr, pattern);
@@ -113,7 +107,7 @@ describe('scripts/infra.sh explains what is wrong', { timeout: 60_000 }, () => {
     const dir = scratch(t);
     const { server, port } = await listen();
     t.after(() => server.close());
-    const controller = await closedPort();
+    const controller = await freePort();
     const env = baseEnv(dir, {
       INFRA_KAFKA_PORT: String(port),
       INFRA_KAFKA_CONTROLLER_PORT: String(controller),
@@ -146,8 +140,8 @@ describe('scripts/infra.sh explains what is wrong', { timeout: 60_000 }, () => {
     const env = baseEnv(dir, {
       PATH: pathWithout(dir, ['mvn']),
       KAFKA_CACHE_DIR: join(dir, 'cache'),
-      INFRA_KAFKA_PORT: String(await closedPort()),
-      INFRA_KAFKA_CONTROLLER_PORT: String(await closedPort()),
+      INFRA_KAFKA_PORT: String(await freePort()),
+      INFRA_KAFKA_CONTROLLER_PORT: String(await freePort()),
       DATABASE_URL: 'postgres://unused@127.0.0.1:1/x',
     });
     const run = await runInfra(['up'], env);
@@ -162,8 +156,8 @@ describe('scripts/infra.sh explains what is wrong', { timeout: 60_000 }, () => {
         mvn: "echo '[ERROR] Failed to execute goal: Could not transfer artifact org.apache.kafka:kafka_2.13:pom: Connection refused'; exit 1",
       }),
       KAFKA_CACHE_DIR: join(dir, 'cache'),
-      INFRA_KAFKA_PORT: String(await closedPort()),
-      INFRA_KAFKA_CONTROLLER_PORT: String(await closedPort()),
+      INFRA_KAFKA_PORT: String(await freePort()),
+      INFRA_KAFKA_CONTROLLER_PORT: String(await freePort()),
       DATABASE_URL: 'postgres://unused@127.0.0.1:1/x',
     });
     const run = await runInfra(['up'], env);
@@ -186,10 +180,10 @@ describe('scripts/infra.sh explains what is wrong', { timeout: 60_000 }, () => {
 
   test('an unreachable DATABASE_URL fails within the readiness timeout, password not shown', async (t) => {
     const dir = scratch(t);
-    const port = await closedPort();
+    const port = await freePort();
     const env = baseEnv(dir, {
       DATABASE_URL: `postgres://someone:s3cret@127.0.0.1:${port}/nowhere`,
-      KAFKA_BROKERS: `127.0.0.1:${await closedPort()}`,
+      KAFKA_BROKERS: `127.0.0.1:${await freePort()}`,
     });
     const started = Date.now();
     const run = await runInfra(['up'], env);

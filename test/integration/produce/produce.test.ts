@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../../helpers/cli.js';
@@ -10,6 +9,7 @@ import {
   uniqueName,
 } from '../../helpers/integration.js';
 import { Inbox, type Received, testAdmin, testKafka } from '../../helpers/kafka.js';
+import { freePort } from '../../helpers/process.js';
 
 const opts = { timeout: INTEGRATION_TIMEOUT_MS };
 // etc/winchester.yaml names localhost:9092 and 12 partitions; KAFKA_BROKERS points it at the test cluster.
@@ -252,13 +252,7 @@ test('--no-create-topic refuses a missing topic with a clear message', opts, asy
 
 test('an unreachable broker is a one-line error and exit 1 within the timeout', opts, async () => {
   // A port that was free a moment ago: nothing listens there.
-  const port = await new Promise<number>((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address() as { port: number };
-      server.close(() => resolve(address.port));
-    });
-  });
+  const port = await freePort();
   const started = Date.now();
   const r = await runCli(['produce', '-c', CONFIG, '--timeout', '4'], {
     env: { KAFKA_BROKERS: `127.0.0.1:${port}` },

@@ -24,7 +24,7 @@ import {
   uniqueName,
 } from '../../helpers/integration.js';
 import { testKafka } from '../../helpers/kafka.js';
-import { startWinchester, type WinchesterProcess } from '../../helpers/process.js';
+import { freePort, startWinchester, type WinchesterProcess } from '../../helpers/process.js';
 import { migratedDatabase } from '../db/schema.js';
 import { workerTopics } from './topics.js';
 
@@ -353,18 +353,6 @@ test('bad input is dead-lettered with its reason and counted; the worker keeps r
   }
   assert.equal(await worker.terminate(), 0, worker.stderr);
 });
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 test('a database already holding the streams of another stream-events topic is refused at start', {
   timeout: INTEGRATION_TIMEOUT_MS,
