@@ -210,9 +210,24 @@ export function traitsFromDb(raw: unknown, where: string): Record<string, TraitV
 
 // ---- the store ----------------------------------------------------------------------------
 
+/** Options of {@link CheckpointStore}. */
+export interface CheckpointStoreOptions {
+  /** Live streams a claim reads per statement. Default {@link CLAIM_CHUNK}. */
+  readonly claimChunk?: number;
+}
+
 /** PostgreSQL-backed partition state for trigger workers. Holds no state of its own besides the pool. */
 export class CheckpointStore {
-  constructor(private readonly pool: DatabasePool) {}
+  private readonly claimChunk: number;
+
+  constructor(
+    private readonly pool: DatabasePool,
+    options: CheckpointStoreOptions = {},
+  ) {
+    const chunk = options.claimChunk ?? CLAIM_CHUNK;
+    checkInt(chunk, 'claimChunk', 1);
+    this.claimChunk = chunk;
+  }
 
   /**
    * Takes ownership of a partition: bumps its epoch (creating its row on first use) and reads what
@@ -238,7 +253,7 @@ export class CheckpointStore {
         await tx.query(sql.unsafe`SET LOCAL jit = off`);
         const liveStreams: StreamRow[] = [];
         for (let after = 0; ; ) {
-          const page = await readLivePage(tx, topic, partition, after);
+          const page = await readLivePage(tx, topic, partition, after, this.claimChunk);
           if (page.length === 0) break;
           after = (page[page.length - 1] as StreamRow).seq;
           if (sink === undefined) {
@@ -251,7 +266,7 @@ export class CheckpointStore {
               throw error;
             }
           }
-          if (page.length < CLAIM_CHUNK) break;
+          if (page.length < this.claimChunk) break;
         }
         const recentRows = await tx.any(sql.unsafe`
           SELECT trigger, key, stream_id, version, until, message_ids FROM recent_closed
@@ -444,6 +459,7 @@ async function readLivePage(
   topic: string,
   partition: number,
   after: number,
+  limit: number,
 ): Promise<StreamRow[]> {
   const rows = await tx.any(sql.unsafe`
     SELECT s.id, s.trigger, s.key, s.seq::text AS seq, s.first_event::text AS first,
@@ -457,7 +473,7 @@ async function readLivePage(
     ) m
     WHERE s.topic = ${topic} AND s.partition = ${partition} AND s.state = 'active' AND s.seq > ${after}
     ORDER BY s.seq
-    LIMIT ${CLAIM_CHUNK}`);
+    LIMIT ${limit}`);
   const out = new Array<StreamRow>(rows.length);
   for (let i = 0; i < rows.length; i++) out[i] = rowToStream(rows[i] as Record<string, unknown>);
   return out;

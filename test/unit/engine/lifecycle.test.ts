@@ -519,6 +519,38 @@ describe('errors and state', () => {
     assert.equal(orphan.takeEffects()[0]?.streamId, '2', 'sequence numbers are never reused');
   });
 
+  test('import in chunks: a sequence number repeated across chunks is refused; the newest stream of a key wins; no import after finishImport', () => {
+    const source = engineWith();
+    source.add(ev('x', T0, { instance_id: 'a' }, 'm1'));
+    const [row] = source.exportState().streams;
+    assert.ok(row, 'one stream exported');
+    const twice = engineWith();
+    twice.importStreams([row]);
+    assert.throws(() => twice.importStreams([row]), /sequence number 1/);
+
+    // Two streams of one key (the older waits to expire), handed over newest first.
+    const older = { ...row, id: '4', seq: 4, messageIds: ['m-old'] };
+    const newer = { ...row, id: '9', seq: 9, messageIds: ['m-new'] };
+    const engine = engineWith();
+    engine.importStreams([newer]);
+    engine.importStreams([older]);
+    engine.finishImport({ nextSeq: 2, now: null });
+    assert.equal(engine.activeStreams, 2);
+    engine.add(ev('x', T0 + 1, { instance_id: 'a' }, 'm-next'));
+    const joined = engine.takeEffects().find((e) => e.type === 'eventAdded');
+    assert.equal(joined?.streamId, '9', 'the event joins the newest stream of its key');
+    engine.add(ev('x', T0 + 2, { instance_id: 'b' }, 'm-b'));
+    const opened = engine.takeEffects().find((e) => e.type === 'streamOpened');
+    assert.equal(opened?.streamId, '10', 'the next sequence number is past every imported one');
+
+    assert.throws(() => engine.importStreams([]), /import is not finished/);
+    assert.throws(() => engine.finishImport({ nextSeq: 1, now: null }), /already finished/);
+    const empty = engineWith();
+    empty.finishImport({ nextSeq: 1, now: null });
+    assert.throws(() => empty.importState({ nextSeq: 1, now: null, streams: [] }), EngineStateError);
+    assert.throws(() => engineWith().finishImport({ nextSeq: 0, now: null }), /bad nextSeq 0/);
+  });
+
   test('evaluationFromEvents rebuilds counts and message ids from stored events', () => {
     const def = trigger({ fire: [{ eventType: 'fire.me', number: 2 }] });
     const events = [
