@@ -154,6 +154,8 @@ type OnAny = (eventName: string, listener: Listener) => () => void;
  * committed by a crashed consumer are delivered again to whoever owns the partition next.
  */
 export class RestartingConsumer {
+  /** The consumer to hand to a worker: every call goes to the current kafkajs consumer. */
+  readonly consumer: Consumer;
   private current: Consumer;
   private readonly registrations = new Set<Registration>();
   private readonly subscriptions: Subscription[] = [];
@@ -169,6 +171,7 @@ export class RestartingConsumer {
   constructor(private readonly options: RestartingConsumerOptions) {
     this.current = options.create();
     this.attach(this.current);
+    this.consumer = this.facade();
   }
 
   /** Replacements made so far. */
@@ -176,8 +179,7 @@ export class RestartingConsumer {
     return this.total;
   }
 
-  /** The consumer to hand to a worker: every call goes to the current kafkajs consumer. */
-  get consumer(): Consumer {
+  private facade(): Consumer {
     const facade = {
       connect: () => this.current.connect(),
       disconnect: () => this.close(() => this.current.disconnect()),
@@ -281,6 +283,8 @@ export class RestartingConsumer {
     await this.current.disconnect().catch(() => undefined);
     if (this.closed) return;
     this.options.beforeRestart?.();
+    // The callers' listeners leave the dead consumer for the new one.
+    for (const r of this.registrations) r.remove();
     const next = this.options.create();
     this.current = next;
     this.attach(next);

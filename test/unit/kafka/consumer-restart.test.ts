@@ -288,6 +288,8 @@ describe('RestartingConsumer', () => {
     );
     second.join([1]);
     assert.deepEqual(joins, [2, 1], 'the listener registered once hears the replacement');
+    first.join([0]);
+    assert.deepEqual(joins, [2, 1], 'and no longer the dead consumer');
     assert.deepEqual(r.fatal, []);
     assert.equal(r.crashes.length, 1);
     const warn = r.lines.filter((l) => l.level === 'warn');
