@@ -264,13 +264,15 @@ export class PartitionEngine {
   private recentSeq = 0;
   /** Remembered entries created or extended since the last {@link takeRecentChanges}. */
   private readonly recentChanged = new Set<RecentlyClosed>();
-  /**
-   * The sequence numbers imported so far (to refuse a repeated one) while an import may still run; null
-   * once {@link finishImport} ended it.
-   */
-  private importSeqs: Set<number> | null = new Set();
+  /** Whether {@link finishImport} (or importState) ended the import: no more rows may come. */
+  private importDone = false;
   /** The highest sequence number imported (or named by a row of an unknown trigger). */
   private importMaxSeq = 0;
+  /**
+   * The live streams' sequence numbers, built only once a row comes out of ascending order (rows that
+   * ascend cannot repeat one), to refuse a repeated sequence number. Dropped by finishImport.
+   */
+  private importSeqs: Set<number> | null = null;
 
   constructor(options: PartitionEngineOptions) {
     this.clock = options.clock;
@@ -424,7 +426,7 @@ export class PartitionEngine {
    * Equivalent to {@link importStreams} of its streams, then {@link finishImport}.
    */
   importState(snapshot: PartitionSnapshot): void {
-    if (this.timers.size > 0 || this.nextSeq !== 1 || this.importSeqs === null) {
+    if (this.timers.size > 0 || this.nextSeq !== 1 || this.importDone) {
       throw new EngineStateError('importState needs an engine that has not processed anything yet');
     }
     this.importStreams(snapshot.streams);
@@ -439,8 +441,7 @@ export class PartitionEngine {
    * Throws {@link EngineStateError} for a corrupt row (two rows with one sequence number included).
    */
   importStreams(rows: Iterable<StreamRow>): void {
-    const seen = this.importSeqs;
-    if (seen === null || this.nextSeq !== 1) {
+    if (this.importDone || this.nextSeq !== 1) {
       throw new EngineStateError('importStreams needs an engine whose import is not finished');
     }
     for (const row of rows) {
@@ -458,8 +459,16 @@ export class PartitionEngine {
         continue;
       }
       validateRow(row, slot.def);
-      if (seen.has(row.seq)) throw new EngineStateError(`two streams with sequence number ${row.seq}`);
-      seen.add(row.seq);
+      let seen = this.importSeqs;
+      if (seen === null && row.seq <= this.importMaxSeq) {
+        seen = new Set();
+        for (const other of this.timers.values()) seen.add(other.seq);
+        this.importSeqs = seen;
+      }
+      if (seen !== null) {
+        if (seen.has(row.seq)) throw new EngineStateError(`two streams with sequence number ${row.seq}`);
+        seen.add(row.seq);
+      }
       if (row.seq > this.importMaxSeq) this.importMaxSeq = row.seq;
       const s = new LiveStream(
         row.seq,
@@ -473,13 +482,15 @@ export class PartitionEngine {
       if (!this.isDefaultId(row.id, row.seq)) s.id = row.id;
       s.version = row.version;
       const crit = slot.criteria;
-      let any = false;
-      const counts = row.counts.map((c, i) => {
-        const n = Math.min(c, (crit[i] as FireCriterion).number);
-        if (n > 0) any = true;
-        return n;
-      });
-      s.counts = any ? counts : null;
+      let counts: number[] | null = null;
+      for (let i = 0; i < crit.length; i++) {
+        const n = Math.min(row.counts[i] as number, (crit[i] as FireCriterion).number);
+        if (n > 0) {
+          counts ??= new Array<number>(crit.length).fill(0);
+          counts[i] = n;
+        }
+      }
+      s.counts = counts;
       for (const id of row.messageIds) s.remember(id);
       // The newest stream of a key is the one joined; an older one only waits in the timer queue.
       const other = slot.streams.get(s.key);
@@ -494,12 +505,13 @@ export class PartitionEngine {
    * checkpointed at, and the remembered message ids of recently closed streams.
    */
   finishImport(state: Pick<PartitionSnapshot, 'nextSeq' | 'now' | 'recent'>): void {
-    if (this.importSeqs === null || this.nextSeq !== 1) {
+    if (this.importDone || this.nextSeq !== 1) {
       throw new EngineStateError('finishImport: the import is already finished');
     }
     if (!Number.isSafeInteger(state.nextSeq) || state.nextSeq < 1) {
       throw new EngineStateError(`bad nextSeq ${state.nextSeq}`);
     }
+    this.importDone = true;
     this.importSeqs = null;
     this.nextSeq = Math.max(state.nextSeq, this.importMaxSeq + 1);
     if (state.now !== null && state.now > this.current) this.current = state.now;

@@ -90,25 +90,27 @@ export function evaluationFromEvents(
 
 const isInt = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n);
 
+/** Throws the error of a row that cannot be restored (a function apart: validateRow runs per stream). */
+function badRow(row: StreamRow, what: string): never {
+  const where = `stream ${JSON.stringify(row.id)} (trigger ${JSON.stringify(row.trigger)})`;
+  throw new EngineStateError(`cannot restore ${where}: ${what}`);
+}
+
 /** Checks a row's shape (it may come from JSON or a database); throws {@link EngineStateError}. */
 export function validateRow(row: StreamRow, trigger: TriggerDefinition): void {
-  // Only built for an error: this runs once per restored stream.
-  const bad = (what: string) => {
-    const where = `stream ${JSON.stringify(row.id)} (trigger ${JSON.stringify(row.trigger)})`;
-    throw new EngineStateError(`cannot restore ${where}: ${what}`);
-  };
-  if (typeof row.id !== 'string' || row.id === '') bad('missing id');
-  if (!isInt(row.seq) || row.seq < 1) bad(`bad sequence number ${row.seq}`);
-  if (typeof row.key !== 'string') bad('missing key');
-  if (!isInt(row.first) || !isInt(row.last) || row.first > row.last) bad('bad first/last timestamps');
-  if (!isInt(row.expireAt)) bad('bad expiration');
-  if (row.fireAt !== null && !isInt(row.fireAt)) bad('bad fire time');
-  if (!isInt(row.version) || row.version < 1) bad(`bad version ${row.version}`);
-  if (!Array.isArray(row.messageIds) || row.messageIds.length === 0) bad('no message ids');
+  if (typeof row.id !== 'string' || row.id === '') badRow(row, 'missing id');
+  if (!isInt(row.seq) || row.seq < 1) badRow(row, `bad sequence number ${row.seq}`);
+  if (typeof row.key !== 'string') badRow(row, 'missing key');
+  if (!isInt(row.first) || !isInt(row.last) || row.first > row.last) badRow(row, 'bad first/last timestamps');
+  if (!isInt(row.expireAt)) badRow(row, 'bad expiration');
+  if (row.fireAt !== null && !isInt(row.fireAt)) badRow(row, 'bad fire time');
+  if (!isInt(row.version) || row.version < 1) badRow(row, `bad version ${row.version}`);
+  if (!Array.isArray(row.messageIds) || row.messageIds.length === 0) badRow(row, 'no message ids');
   if (!Array.isArray(row.counts) || row.counts.length !== trigger.fireCriteria.length) {
-    bad(
+    badRow(
+      row,
       `has ${Array.isArray(row.counts) ? row.counts.length : 'no'} fire criterion counts but the trigger has ${trigger.fireCriteria.length} fire criteria (rebuild it from its events)`,
     );
   }
-  for (const c of row.counts) if (!isInt(c) || c < 0) bad(`bad criterion count ${c}`);
+  for (const c of row.counts) if (!isInt(c) || c < 0) badRow(row, `bad criterion count ${c}`);
 }
