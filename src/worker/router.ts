@@ -522,7 +522,11 @@ export interface RouterWorkerOptions {
    */
   readonly clockMode: 'wall' | 'event';
   readonly now: () => Instant;
-  /** Notifications routed per produce round trip (bounded so heartbeats keep flowing). Default 500. */
+  /**
+   * The most notifications routed per produce round trip (bounded so heartbeats keep flowing). Default
+   * 500. A batch of up to twice this is cut in two halves (of at least {@link MIN_PIPELINED_CHUNK}, or
+   * of this size when it is smaller), so the pipeline has a second chunk to route during the first's acks.
+   */
   readonly chunkSize?: number;
   /** Where failures of the tick timer are reported (they are retried at the next tick). */
   readonly onError?: (message: string) => void;
@@ -589,6 +593,11 @@ class RouterMetricsSync {
     last.records = c.records;
   }
 }
+
+/** Default of {@link RouterWorkerOptions.chunkSize}. */
+export const DEFAULT_CHUNK_SIZE = 500;
+/** A batch is cut into two chunks (for the pipeline) only when each holds at least this many. */
+export const MIN_PIPELINED_CHUNK = 100;
 
 /** A routed chunk whose produce request is in flight. */
 interface InFlightChunk {
@@ -677,8 +686,12 @@ export class RouterWorker {
   ): Promise<void> {
     const { batch } = payload;
     const router = this.options.router;
-    const size = this.options.chunkSize ?? 500;
     const messages = batch.messages;
+    // At least two chunks per batch when it is large enough, so that one is routed while the other is
+    // acknowledged: a fetch brings at most 1 MiB per partition (~370 notifications of 2.7 KB), less
+    // than one default chunk.
+    const max = this.options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    const size = Math.min(max, Math.max(MIN_PIPELINED_CHUNK, Math.ceil(messages.length / 2)));
     const live = () => payload.isRunning() && !payload.isStale();
     let inFlight: InFlightChunk | undefined;
     let stale = false;

@@ -392,6 +392,33 @@ describe('RouterWorker.handleBatch (pipelined)', () => {
     assert.deepEqual(r.counts, one.counts);
   });
 
+  test('by default a batch is cut so the pipeline has two chunks: halves of at least 100, at most 500', async () => {
+    const resolved = async (count: number): Promise<string[]> => {
+      const log: string[] = [];
+      const messages: InboundMessage[] = Array.from({ length: count }, (_, i) => ({
+        offset: String(i),
+        key: null,
+        value: Buffer.from('{}'),
+      }));
+      const w = new RouterWorker({
+        router: router(),
+        consumer: {} as never,
+        send: async () => undefined,
+        notificationsTopic: 'n',
+        streamEventsPartitions: 4,
+        tickIntervalMs: 0,
+        clockMode: 'wall',
+        now: () => 0,
+      });
+      await w.handleBatch(payload(messages, log));
+      return log.filter((l) => l.startsWith('resolve'));
+    };
+    assert.deepEqual(await resolved(370), ['resolve 184', 'resolve 369'], 'one 1 MiB fetch: two halves');
+    assert.deepEqual(await resolved(150), ['resolve 99', 'resolve 149'], 'chunks of at least 100');
+    assert.deepEqual(await resolved(80), ['resolve 79'], 'a small batch in one chunk');
+    assert.deepEqual(await resolved(1200), ['resolve 499', 'resolve 999', 'resolve 1199'], 'at most 500');
+  });
+
   test('a registry failure before routing a chunk still lets the one in flight finish first', async () => {
     const log: string[] = [];
     const r = router();
