@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConsumerRunConfig, ConsumerSubscribeTopic, ConsumerSubscribeTopics } from 'kafkajs';
 import type { Logger } from '../log.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
-import { describeKafkaError } from './errors.js';
+import { describeKafkaError, KafkaUnavailableError } from './errors.js';
 import type { Consumer } from './types.js';
 
 // kafkajs error classes that mean "the cluster could not be reached, or did not answer in time".
@@ -131,7 +131,10 @@ export interface RestartingConsumerOptions {
   readonly beforeRestart?: () => void;
   /** Every crash of the current consumer, restarted or not (readiness, error counters). */
   readonly onCrash?: (error: unknown) => void;
-  /** The consumer stopped for good: a crash no replacement cures, or the replacements ran out. */
+  /**
+   * The consumer stopped for good: a crash no replacement cures (its error as kafkajs reported it), or
+   * the replacements ran out (a KafkaUnavailableError saying so, the last crash as its cause).
+   */
   readonly onFatal?: (error: unknown) => void;
   /** Jitter source (tests). Default Math.random. */
   readonly random?: () => number;
@@ -255,7 +258,16 @@ export class RestartingConsumer {
         restart: false,
         ...(outage ? { in_process_restarts: this.inARow } : {}),
       });
-      o.onFatal?.(error);
+      // Ran out: the operator reads why from the cause and how often it was tried from the message.
+      const n = this.inARow;
+      o.onFatal?.(
+        outage
+          ? new KafkaUnavailableError(
+              `${describeKafkaError(error)} (after ${n} in-process restart${n === 1 ? '' : 's'} in a row, kafka.retries)`,
+              { cause: error },
+            )
+          : error,
+      );
       return;
     }
     this.inARow++;

@@ -341,7 +341,10 @@ test(
       fatal,
       sleep(120_000).then(() => assert.fail(`no onFatal: ${JSON.stringify(lines.slice(-10))}`)),
     ]);
-    assert.match(String((error as Error).message), /Failed to find group coordinator/);
+    assert.match(
+      String((error as Error).message),
+      /^Failed to find group coordinator \(after 2 in-process restarts in a row, kafka\.retries\)$/,
+    );
     assert.equal(await restartsOf(metrics, 'pipeline'), 2, 'kafka.retries replacements, then no more');
     const warn = lines.filter((l) => l.level === 'warn' && l.msg.startsWith('pipeline consumer given up'));
     assert.deepEqual(
