@@ -45,3 +45,34 @@ export function databaseUrl(): string {
 export function uniqueName(prefix: string, separator: '-' | '_' = '-'): string {
   return [prefix, Date.now().toString(36), randomBytes(5).toString('hex')].join(separator);
 }
+
+/** The four topics a worker reads and writes (kafka.topics.*). */
+export interface WorkerTopicNames {
+  readonly notifications: string;
+  readonly streamEvents: string;
+  readonly batches: string;
+  readonly deadLetter: string;
+}
+
+/**
+ * The environment of a `winchester` worker process under test: the test's database, the cluster under
+ * test, a Kafka client id of its own (its consumer groups), the test's topics and their partition count.
+ * Add the settings the test needs on top.
+ */
+export function workerEnv(o: {
+  readonly databaseUrl: string;
+  readonly clientId: string;
+  readonly topics: WorkerTopicNames;
+  readonly partitions: number;
+}): NodeJS.ProcessEnv {
+  return {
+    DATABASE_URL: o.databaseUrl,
+    KAFKA_BROKERS: kafkaBrokers(),
+    WINCHESTER_KAFKA_CLIENT_ID: o.clientId,
+    WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: o.topics.notifications,
+    WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: o.topics.streamEvents,
+    WINCHESTER_KAFKA_TOPICS_BATCHES: o.topics.batches,
+    WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: o.topics.deadLetter,
+    WINCHESTER_KAFKA_PARTITIONS: String(o.partitions),
+  };
+}

@@ -15,7 +15,7 @@ import { createProducer } from '../../src/kafka/kafka.js';
 import type { Kafka } from '../../src/kafka/types.js';
 import { Router } from '../../src/worker/router.js';
 import { triggerGroupIds } from '../../src/worker/trigger-worker.js';
-import { kafkaBrokers, type TestScope, uniqueName } from '../helpers/integration.js';
+import { type TestScope, uniqueName, workerEnv } from '../helpers/integration.js';
 import { testKafka } from '../helpers/kafka.js';
 import { freePort, startWinchester } from '../helpers/process.js';
 import { type Exposition, sampleSum, sampleValue, scrape } from '../helpers/prometheus.js';
@@ -132,14 +132,7 @@ export async function runHostile(t: TestScope, options: HostileOptions): Promise
   // The oversize inputs must reach the worker: the broker's default 1 MiB would refuse them at produce time.
   await raiseMessageLimit(kafka, topics.notifications, 4 * ONE_MIB);
   const env: NodeJS.ProcessEnv = {
-    DATABASE_URL: db.url,
-    KAFKA_BROKERS: kafkaBrokers(),
-    WINCHESTER_KAFKA_CLIENT_ID: uniqueName(`it-${name}`),
-    WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: topics.notifications,
-    WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: topics.streamEvents,
-    WINCHESTER_KAFKA_TOPICS_BATCHES: topics.batches,
-    WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: topics.deadLetter,
-    WINCHESTER_KAFKA_PARTITIONS: '4',
+    ...workerEnv({ databaseUrl: db.url, clientId: uniqueName(`it-${name}`), topics, partitions: 4 }),
     WINCHESTER_CLOCK_MODE: 'event',
     WINCHESTER_METRICS_PORT: String(await freePort()),
     WINCHESTER_TRIGGER_WORKER_CHECKPOINT_INTERVAL: '0.5',

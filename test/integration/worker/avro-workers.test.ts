@@ -29,6 +29,7 @@ import {
   kafkaBrokers,
   type TestScope,
   uniqueName,
+  workerEnv,
 } from '../../helpers/integration.js';
 import { testKafka } from '../../helpers/kafka.js';
 import { startWinchester } from '../../helpers/process.js';
@@ -120,14 +121,7 @@ test('Avro with a schema registry: mixed Avro/JSON notifications in, Avro batche
   const triggerPort = await freePort();
   const pipelinePort = await freePort();
   const env: NodeJS.ProcessEnv = {
-    DATABASE_URL: db.url,
-    KAFKA_BROKERS: kafkaBrokers(),
-    WINCHESTER_KAFKA_CLIENT_ID: uniqueName('it-avro'),
-    WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: topics.notifications,
-    WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: topics.streamEvents,
-    WINCHESTER_KAFKA_TOPICS_BATCHES: topics.batches,
-    WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: topics.deadLetter,
-    WINCHESTER_KAFKA_PARTITIONS: '3',
+    ...workerEnv({ databaseUrl: db.url, clientId: uniqueName('it-avro'), topics, partitions: 3 }),
     WINCHESTER_CLOCK_MODE: 'event',
     WINCHESTER_TRIGGER_WORKER_TICK_INTERVAL: '0.2',
     WINCHESTER_TRIGGER_WORKER_CHECKPOINT_INTERVAL: '0.2',
@@ -323,14 +317,7 @@ test('a registry outage after start holds Avro notifications back (retried, not 
   });
   const metricsPort = await freePort();
   const worker = startWinchester(t, ['trigger-worker', '-c', 'etc/winchester.yaml', '--stage', 'route'], {
-    DATABASE_URL: db.url,
-    KAFKA_BROKERS: kafkaBrokers(),
-    WINCHESTER_KAFKA_CLIENT_ID: uniqueName('it-avro-outage'),
-    WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: topics.notifications,
-    WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: topics.streamEvents,
-    WINCHESTER_KAFKA_TOPICS_BATCHES: topics.batches,
-    WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: topics.deadLetter,
-    WINCHESTER_KAFKA_PARTITIONS: '1',
+    ...workerEnv({ databaseUrl: db.url, clientId: uniqueName('it-avro-outage'), topics, partitions: 1 }),
     WINCHESTER_SCHEMA_REGISTRY_URL: registry.url,
     WINCHESTER_SCHEMA_REGISTRY_RETRIES: '0',
     WINCHESTER_METRICS_PORT: String(metricsPort),

@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { INTEGRATION_TIMEOUT_MS, kafkaBrokers, uniqueName } from '../../helpers/integration.js';
+import { INTEGRATION_TIMEOUT_MS, uniqueName, workerEnv } from '../../helpers/integration.js';
 import { testKafka } from '../../helpers/kafka.js';
 import { startWinchester } from '../../helpers/process.js';
 import { migratedDatabase } from '../db/schema.js';
@@ -53,14 +53,12 @@ for (const c of cases) {
         deadLetter: { prefix: `it-fatal-${name}-dl`, partitions: 1 },
       });
       const worker = startWinchester(t, [c.command, '-c', 'etc/winchester.yaml'], {
-        DATABASE_URL: db.url,
-        KAFKA_BROKERS: kafkaBrokers(),
-        WINCHESTER_KAFKA_CLIENT_ID: uniqueName(`it-fatal-${name}`),
-        WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: topics.notifications,
-        WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: topics.streamEvents,
-        WINCHESTER_KAFKA_TOPICS_BATCHES: topics.batches,
-        WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: topics.deadLetter,
-        WINCHESTER_KAFKA_PARTITIONS: '1',
+        ...workerEnv({
+          databaseUrl: db.url,
+          clientId: uniqueName(`it-fatal-${name}`),
+          topics,
+          partitions: 1,
+        }),
         WINCHESTER_METRICS_PORT: '0',
         [c.setting]: TOO_LONG,
       });

@@ -22,6 +22,7 @@ import {
   kafkaBrokers,
   type TestScope,
   uniqueName,
+  workerEnv,
 } from '../../helpers/integration.js';
 import { testKafka } from '../../helpers/kafka.js';
 import { freePort, startWinchester, type WinchesterProcess } from '../../helpers/process.js';
@@ -71,14 +72,7 @@ async function deployment(
     await admin.disconnect();
   }
   const env: NodeJS.ProcessEnv = {
-    DATABASE_URL: db.url,
-    KAFKA_BROKERS: kafkaBrokers(),
-    WINCHESTER_KAFKA_CLIENT_ID: uniqueName(`it-tw-${name}`),
-    WINCHESTER_KAFKA_TOPICS_NOTIFICATIONS: topics.notifications,
-    WINCHESTER_KAFKA_TOPICS_STREAM_EVENTS: topics.streamEvents,
-    WINCHESTER_KAFKA_TOPICS_BATCHES: topics.batches,
-    WINCHESTER_KAFKA_TOPICS_DEAD_LETTER: topics.deadLetter,
-    WINCHESTER_KAFKA_PARTITIONS: '4',
+    ...workerEnv({ databaseUrl: db.url, clientId: uniqueName(`it-tw-${name}`), topics, partitions: 4 }),
     WINCHESTER_CLOCK_MODE: 'event',
     WINCHESTER_DUPLICATE_WINDOW: '86400',
     WINCHESTER_TRIGGER_WORKER_TICK_INTERVAL: '0.2',
