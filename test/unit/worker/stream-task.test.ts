@@ -180,4 +180,71 @@ describe('StreamTask', () => {
     assert.equal(after?.pruneRecent, true, 'its time is past the stored row');
     assert.equal(later?.pruneRecent, false, 'nothing is left to expire');
   });
+
+  test('a claim streamed in chunks: the event loop turns between them, and the task resumes every stream', async () => {
+    // The rows a previous owner stored: stream 1 of key a (two ids), stream 2 of a trigger no longer
+    // configured, stream 3 of key b, handed over one page at a time.
+    const row = (seq: number, key: string, ids: string[], trig = 'usage') => ({
+      id: `p4-${seq}`,
+      seq,
+      trigger: trig,
+      key,
+      first: T0,
+      last: T0,
+      expireAt: T0 + HOUR,
+      fireAt: null,
+      version: 5,
+      counts: [0],
+      messageIds: ids,
+    });
+    const aKey = def.match(ev('x', T0, { instance_id: 'a' }), T0);
+    const bKey = def.match(ev('x', T0, { instance_id: 'b' }), T0);
+    assert.ok(aKey.matched && bKey.matched, 'the builder trigger keys both instances');
+    const pages = [
+      [row(1, aKey.key, ['m-1', 'm-2'])],
+      [row(2, 'gone-key', ['m-3'], 'gone'), row(3, bKey.key, ['m-4'])],
+    ];
+    let ticks = 0;
+    const cps: Checkpoint[] = [];
+    const streaming: TaskStore = {
+      claimPartition: async (topic, partition, sink) => {
+        assert.ok(sink !== undefined, 'the task asks for the rows as they are read');
+        const timer = setInterval(() => ticks++, 0);
+        try {
+          for (const page of pages) {
+            const before = ticks;
+            await sink(page);
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            assert.ok(ticks > before, 'timers (heartbeats) run while the claim goes on');
+          }
+        } finally {
+          clearInterval(timer);
+        }
+        const snapshot = { nextSeq: 4, now: null, streams: [], recent: [] };
+        return { topic, partition, epoch: 7, offset: 10, nextSeq: 4, liveStreams: [], snapshot };
+      },
+      loadStreamEvents: async () => [],
+      checkpoint: async (cp) => {
+        cps.push(cp);
+      },
+    };
+    const tk = await task(streaming, 1000);
+    assert.equal(tk.counts.byTrigger.get('usage')?.active, 2);
+    tk.handle(10, record(ev('x', T0 + 1, { instance_id: 'a' }, 'm-2'))); // a duplicate of a stored id
+    tk.handle(11, record(ev('x', T0 + 2, { instance_id: 'b' }, 'm-5')));
+    tk.handle(12, record(ev('x', T0 + 3, { instance_id: 'c' }, 'm-6')));
+    await tk.checkpoint();
+    assert.equal(tk.counts.duplicates, 1);
+    const [cp] = cps;
+    assert.ok(cp, 'one checkpoint');
+    assert.deepEqual(
+      cp.streams.map((w) => [w.id, w.expectedVersion, w.version, w.state]),
+      [
+        ['p4-3', 5, 6, 'active'],
+        ['p4-4', null, 2, 'active'],
+        ['p4-2', 5, 6, 'error'],
+      ],
+      'restored streams update from their stored version; the next id follows the stored ones',
+    );
+  });
 });
