@@ -17,17 +17,10 @@ import {
   SchemaRegistryUnavailableError,
 } from '../../../src/kafka/schema-registry.js';
 import { frame } from '../../../src/serde/codec.js';
+import { freePort } from '../../helpers/process.js';
 import { startFakeRegistry } from './fake-registry.js';
 
 const TOPICS = { streamEventsTopic: 'r.stream-events', batchesTopic: 'r.batches' };
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('schema registry failures', () => {
   test('with the right basic-auth credentials both schemas register; with wrong ones: refused, named', async (t) => {
@@ -48,7 +41,7 @@ describe('schema registry failures', () => {
   });
 
   test('nothing listening: unavailable (retriable), with the URL minus its credentials', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     await assert.rejects(connectAvro({ url: `http://u:pw@127.0.0.1:${port}`, retries: 0 }, TOPICS), (e) => {
       assert.ok(e instanceof SchemaRegistryUnavailableError, String(e));
       assert.equal(e.retriable, true);
