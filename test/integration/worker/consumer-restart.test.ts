@@ -20,7 +20,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ISocketFactory } from 'kafkajs';
 import { loadConfig, type WinchesterConfig } from '../../../src/config/index.js';
 import { advanceClock } from '../../../src/kafka/advance-clock.js';
-import { createKafka, createProducer, kafkaClientOptions, WORKER_RETRY } from '../../../src/kafka/kafka.js';
+import {
+  createIdempotentProducer,
+  createKafka,
+  createProducer,
+  type KafkaLogRecord,
+  kafkaClientOptions,
+  WORKER_RETRY,
+} from '../../../src/kafka/kafka.js';
 import type { Kafka } from '../../../src/kafka/types.js';
 import type { Logger } from '../../../src/log.js';
 import { createMetrics, type WinchesterMetrics } from '../../../src/metrics/metrics.js';
@@ -356,5 +363,67 @@ test(
     );
     const last = lines.filter((l) => l.msg === 'pipeline consumer crashed').at(-1);
     assert.deepEqual([last?.level, last?.restart, last?.in_process_restarts], ['error', false, 2]);
+  },
+);
+
+test(
+  "a worker's idempotent producer in a broker outage: the caller gets an outage error in bounded time, no hang; sends work again once the broker is back",
+  LONG,
+  async (t) => {
+    const topic = uniqueName('it-crestart-idem');
+    const records: KafkaLogRecord[] = [];
+    const kafka = createKafka({
+      brokers: broker.brokers,
+      clientId: 'it-crestart-idem',
+      retry: { retries: 3, ...WORKER_RETRY },
+      logLevel: 'warn',
+      logSink: (r) => records.push(r),
+    });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await admin.disconnect();
+    const producer = createIdempotentProducer(kafka, { retries: 3, sendTimeoutMs: 5000 });
+    await producer.connect();
+    t.after(() => producer.disconnect().catch(() => undefined));
+    const send = (value: string) => producer.send({ topic, acks: -1, messages: [{ key: 'k', value }] });
+    await send('a');
+
+    await broker.stop();
+    const started = Date.now();
+    const during = await send('b').then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const waited = Date.now() - started;
+    assert.ok(during instanceof Error, 'the send during the outage failed');
+    assert.ok(waited < 5000 + 3000, `within the bound (${waited} ms): ${String(during)}`);
+    await broker.up();
+    await send('c');
+
+    const consumer = kafka.consumer({ groupId: uniqueName('it-crestart-idem'), maxWaitTimeInMs: 100 });
+    const seen: string[] = [];
+    await consumer.connect();
+    t.after(() => consumer.disconnect());
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        seen.push(String(message.value));
+      },
+    });
+    await until('a and c are read back', 60_000, () => seen.includes('a') && seen.includes('c'));
+    await sleep(1000);
+    t.diagnostic(`the send in the outage failed after ${waited} ms: ${String(during)}; read back: ${seen}`);
+    assert.deepEqual(
+      seen.filter((v) => v !== 'b'),
+      ['a', 'c'],
+      'each acknowledged record once, in order',
+    );
+    assert.ok(seen.filter((v) => v === 'b').length <= 1, `the failed one at most once: ${seen.join(',')}`);
+    assert.deepEqual(
+      records.filter((r) => /Limiting retries for the idempotent producer/.test(r.message)),
+      [],
+      'no EoS warning',
+    );
   },
 );
