@@ -281,10 +281,21 @@ export class RestartingConsumer {
       delay_ms: delayMs,
     });
     o.metrics?.consumerRestarts.labels({ stage: o.stage }).inc();
-    this.queue = this.queue.then(() => this.replace(delayMs));
+    this.queue = this.queue
+      .then(() => this.replace(delayMs))
+      .catch((failure: unknown) => {
+        // Not Kafka: the stage's own clean-up or the consumer factory threw. Nothing to retry.
+        o.log('error', `${o.stage} consumer could not be replaced`, {
+          error: failure instanceof Error ? failure.message : String(failure),
+        });
+        o.onFatal?.(failure);
+      });
   }
 
-  /** Replaces the current consumer after `delayMs`. Never rejects. */
+  /**
+   * Replaces the current consumer after `delayMs`. Kafka's failures become the next crash to judge;
+   * rejects only when `beforeRestart` or `create` throws.
+   */
   private async replace(delayMs: number): Promise<void> {
     try {
       await sleep(delayMs, undefined, { signal: this.closing.signal });

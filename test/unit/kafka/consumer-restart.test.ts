@@ -439,6 +439,31 @@ describe('RestartingConsumer', () => {
     assert.equal(r.consumers.length, 2);
   });
 
+  test('a stage clean-up that throws stops for good instead of leaving the stage without a consumer', async () => {
+    const fatal: unknown[] = [];
+    const broken = new Error('tasks could not be dropped');
+    const consumers: ScriptedConsumer[] = [];
+    const restarting = new RestartingConsumer({
+      create: () => {
+        const c = new ScriptedConsumer(consumers.length);
+        consumers.push(c);
+        return c as unknown as Consumer;
+      },
+      stage: 'streams',
+      log: () => undefined,
+      policy: { attempts: 3, initialBackoffMs: 1, maxBackoffMs: 1 },
+      beforeRestart: () => {
+        throw broken;
+      },
+      onFatal: (error) => fatal.push(error),
+    });
+    await restarting.consumer.run({});
+    (consumers[0] as ScriptedConsumer).crash(OUTAGE(), false);
+    await until(() => fatal.length === 1, 'fatal');
+    assert.equal(fatal[0], broken);
+    assert.equal(consumers.length, 1);
+  });
+
   test('stopping during the backoff: no replacement, and late events of the crashed consumer are ignored', async () => {
     const r = rig(3);
     // A long backoff, so the stop surely comes first.
