@@ -448,11 +448,12 @@ export class CheckpointStore {
 
 /**
  * One page of a partition's live streams, seq after `after`. Shaped for the cheapest read at both ends
- * (measured with bench/restore.ts): plain columns cost PostgreSQL least (building JSON or text per row
- * there costs more than the whole client side), while the numbers come as text and the counts as a
- * joined string so the driver's BigInt and array parsers (the latter a character-at-a-time parser) do
- * not run. A single message id (most live streams) comes as a column of its own; a list as JSON, which
- * `JSON.parse` cuts into strings of their own (a substring would keep the whole text it was cut from).
+ * (measured with bench/restore.ts): the driver's cost grows with the columns, so the six numbers travel
+ * as one comma-joined text and the counts as another (which also skips its BigInt and character-at-a-time
+ * array parsers), while anything heavier built per row in PostgreSQL (a JSON document per stream) costs
+ * the server more than it saves here. A single message id (most live streams) comes as a column of its
+ * own; a list as JSON, which `JSON.parse` cuts into strings of their own (a substring would keep the whole
+ * text it was cut from alive for as long as the engine keeps the id).
  */
 async function readLivePage(
   tx: DatabaseTransactionConnection,
@@ -462,8 +463,8 @@ async function readLivePage(
   limit: number,
 ): Promise<StreamRow[]> {
   const rows = await tx.any(sql.unsafe`
-    SELECT s.id, s.trigger, s.key, s.seq::text AS seq, s.first_event::text AS first,
-      s.last_event::text AS last, s.expire_at::text AS expire, s.fire_at::text AS fire, s.version::text AS version,
+    SELECT s.id, s.trigger, s.key,
+      concat_ws(',', s.seq, s.first_event, s.last_event, s.expire_at, s.version, s.fire_at) AS n,
       array_to_string(s.criterion_counts, ',') AS counts,
       CASE WHEN cardinality(m.ids) = 1 THEN m.ids[1] END AS id1,
       CASE WHEN cardinality(m.ids) <> 1 THEN to_json(m.ids)::text END AS ids
@@ -479,7 +480,7 @@ async function readLivePage(
   return out;
 }
 
-/** A safe integer from its decimal text (a bigint or integer column cast to text). */
+/** A safe integer from its decimal text (as PostgreSQL writes a bigint or integer). */
 function intOf(text: unknown, what: string, id: string): number {
   const n = typeof text === 'string' && text !== '' ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(n)) {
@@ -504,19 +505,23 @@ function messageIdsOf(r: Record<string, unknown>, id: string): string[] {
 
 function rowToStream(r: Record<string, unknown>): StreamRow {
   const id = String(r.id);
+  // seq, first_event, last_event, expire_at, version, then fire_at unless NULL (concat_ws skips NULLs).
+  const n = String(r.n).split(',');
+  if (n.length !== 5 && n.length !== 6)
+    throw new WinchesterError(`stream ${id}: database returned bad times`);
   const counts = r.counts === '' ? [] : String(r.counts).split(',');
   const numbers = new Array<number>(counts.length);
   for (let i = 0; i < counts.length; i++) numbers[i] = intOf(counts[i], 'criterion count', id);
   return {
     id,
-    seq: intOf(r.seq, 'seq', id),
+    seq: intOf(n[0], 'seq', id),
     trigger: String(r.trigger),
     key: String(r.key),
-    first: intOf(r.first, 'first_event', id),
-    last: intOf(r.last, 'last_event', id),
-    expireAt: intOf(r.expire, 'expire_at', id),
-    fireAt: r.fire === null ? null : intOf(r.fire, 'fire_at', id),
-    version: intOf(r.version, 'version', id),
+    first: intOf(n[1], 'first_event', id),
+    last: intOf(n[2], 'last_event', id),
+    expireAt: intOf(n[3], 'expire_at', id),
+    fireAt: n.length === 6 ? intOf(n[5], 'fire_at', id) : null,
+    version: intOf(n[4], 'version', id),
     counts: numbers,
     messageIds: messageIdsOf(r, id),
   };
