@@ -314,8 +314,6 @@ export class Router {
 
 /** What every stream-events record of one stream of one trigger shares, computed once per stream. */
 interface StreamRecordParts {
-  /** The match's values these parts were built from (the trigger's memo hands out the same object). */
-  readonly distinguishing: DistinguishingValues;
   /** The Kafka key ({@link streamRecordKey}). */
   readonly key: string;
   /** The key's partition, when the target picks partitions. */
@@ -324,25 +322,27 @@ interface StreamRecordParts {
   readonly head: string | undefined;
 }
 
-/** Default bound of {@link StreamRecordCache}: streams remembered per trigger. */
-export const DEFAULT_STREAM_RECORD_CACHE = 65_536;
+/**
+ * `s` as one flat string. Text built by concatenation is a rope of many small strings in V8; one kept for
+ * a long time costs several times its length in heap, so what is remembered per stream is copied flat.
+ */
+function flat(s: string): string {
+  return JSON.parse(JSON.stringify(s)) as string;
+}
 
 /**
- * Per trigger and stream key, the parts of a stream-events record that do not depend on the event: its
- * Kafka key, partition and JSON head. A stream's events come again and again, and a trigger's match
- * hands out the same frozen key string and values for them, so a Map hit replaces building the record
- * key, hashing it for the partition and writing the stream's identity as JSON. An entry is used only for
- * the very values object it was built from (two sets of values can share a key: a float -0 and 0), and
- * each trigger's map starts over when it reaches `maxStreams`, so memory stays bounded.
+ * Per trigger, the parts of a stream-events record that do not depend on the event: its Kafka key,
+ * partition and JSON head. A trigger's match hands out the same frozen values object for the events of a
+ * stream while it remembers the stream (its memo is bounded), so the parts are remembered per values
+ * object, weakly: a hit replaces building the record key, finding its partition and writing the stream's
+ * identity as JSON, and an entry goes away with the values object, so this holds no more streams than
+ * the triggers do. Values that are not frozen (built anew for every event) are not remembered.
  */
 export class StreamRecordCache {
-  private readonly maps: Map<string, StreamRecordParts>[] = [];
+  private readonly maps: WeakMap<DistinguishingValues, StreamRecordParts>[] = [];
 
-  constructor(
-    triggers: number,
-    private readonly maxStreams = DEFAULT_STREAM_RECORD_CACHE,
-  ) {
-    for (let i = 0; i < triggers; i++) this.maps.push(new Map());
+  constructor(triggers: number) {
+    for (let i = 0; i < triggers; i++) this.maps.push(new WeakMap());
   }
 
   /** The parts for `triggers[index]`'s match (key `key`, values `distinguishing`). */
@@ -354,24 +354,20 @@ export class StreamRecordCache {
     partitions: PartitionCache | undefined,
     json: boolean,
   ): StreamRecordParts {
-    const map = this.maps[index] as Map<string, StreamRecordParts>;
-    const known = map.get(key);
-    if (
-      known !== undefined &&
-      known.distinguishing === distinguishing &&
-      (known.head !== undefined) === json
-    ) {
-      return known;
+    const frozen = Object.isFrozen(distinguishing);
+    const map = this.maps[index] as WeakMap<DistinguishingValues, StreamRecordParts>;
+    if (frozen) {
+      const known = map.get(distinguishing);
+      if (known !== undefined && (known.head !== undefined) === json) return known;
     }
-    const recordKey = streamRecordKey(trigger, key);
+    const recordKey = frozen ? flat(streamRecordKey(trigger, key)) : streamRecordKey(trigger, key);
+    const head = json ? streamEventHead(trigger, key, distinguishing) : undefined;
     const parts: StreamRecordParts = {
-      distinguishing,
       key: recordKey,
       partition: partitions?.of(recordKey),
-      head: json ? streamEventHead(trigger, key, distinguishing) : undefined,
+      head: frozen && head !== undefined ? flat(head) : head,
     };
-    if (known === undefined && map.size >= this.maxStreams) map.clear();
-    map.set(key, parts);
+    if (frozen) map.set(distinguishing, parts);
     return parts;
   }
 }

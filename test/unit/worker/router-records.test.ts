@@ -3,7 +3,12 @@ import { before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { loadConfig, type WinchesterConfig } from '../../../src/config/index.js';
 import { keyPartition, PartitionCache } from '../../../src/kafka/partitioner.js';
-import { decodeStreamRecord, encodeStreamEvent, streamRecordKey } from '../../../src/kafka/records.js';
+import {
+  decodeStreamRecord,
+  encodeStreamEvent,
+  streamEventHead,
+  streamRecordKey,
+} from '../../../src/kafka/records.js';
 import type { Event, TraitValue } from '../../../src/model/event.js';
 import { generateNotifications } from '../../../src/notigen/index.js';
 import { jsonCodec, type RecordCodec } from '../../../src/serde/codec.js';
@@ -125,7 +130,7 @@ describe('appendEventRecords', () => {
             triggers,
             streamEventsTopic: 'se',
             ...(partitionCount === undefined ? {} : { partitions: new PartitionCache(partitionCount) }),
-            streams: new StreamRecordCache(triggers.length, 2),
+            streams: new StreamRecordCache(triggers.length),
           };
           const plain = {
             triggers,
@@ -207,24 +212,39 @@ describe('appendEventRecords', () => {
 });
 
 describe('StreamRecordCache', () => {
-  test('stays within its bound per trigger and gives the same parts again on a hit', () => {
-    const cache = new StreamRecordCache(1, 3);
+  test('remembers the parts per frozen values object (weakly); values built anew are not remembered', () => {
+    const cache = new StreamRecordCache(2);
     const partitions = new PartitionCache(5);
     const values = Array.from({ length: 10 }, (_, i) =>
       Object.freeze({ n: { type: 'int' as const, value: i } }),
     );
     const first = values.map((d) => cache.parts(0, 't', distinguishingKey(d), d, partitions, true));
-    const again = cache.parts(0, 't', distinguishingKey(values[9]!), values[9]!, partitions, true);
-    assert.equal(again, first[9], 'a hit returns the remembered parts');
     for (let i = 0; i < values.length; i++) {
-      const key = streamRecordKey('t', distinguishingKey(values[i]!));
+      const d = values[i]!;
+      const key = streamRecordKey('t', distinguishingKey(d));
       assert.equal(first[i]?.key, key);
       assert.equal(first[i]?.partition, keyPartition(key, 5));
+      assert.equal(first[i]?.head, streamEventHead('t', distinguishingKey(d), d));
+      assert.equal(cache.parts(0, 't', distinguishingKey(d), d, partitions, true), first[i], 'a hit');
     }
-    // 10 streams through a bound of 3: the map started over, so an early stream is built anew.
-    const early = cache.parts(0, 't', distinguishingKey(values[0]!), values[0]!, partitions, true);
-    assert.notEqual(early, first[0], 'evicted');
-    assert.deepEqual(early, first[0], 'and built the same');
+    const other = cache.parts(1, 'u', distinguishingKey(values[0]!), values[0]!, partitions, true);
+    assert.notEqual(other, first[0], 'each trigger has its own');
+    assert.equal(other.key, streamRecordKey('u', distinguishingKey(values[0]!)));
+    // Equal values in another (frozen) object: built again, the same.
+    const twin = Object.freeze({ n: { type: 'int' as const, value: 0 } });
+    const again = cache.parts(0, 't', distinguishingKey(twin), twin, partitions, true);
+    assert.notEqual(again, first[0]);
+    assert.deepEqual(again, first[0]);
+    // Not frozen: nothing is remembered for it.
+    const loose = { n: { type: 'int' as const, value: 3 } };
+    const a = cache.parts(0, 't', distinguishingKey(loose), loose, partitions, true);
+    const b = cache.parts(0, 't', distinguishingKey(loose), loose, partitions, true);
+    assert.notEqual(a, b);
+    assert.deepEqual(a, b);
+    assert.equal(
+      cache.parts(0, 't', distinguishingKey(values[1]!), values[1]!, undefined, false).head,
+      undefined,
+    );
   });
 });
 
