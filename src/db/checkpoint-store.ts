@@ -466,12 +466,12 @@ async function readLivePage(
     SELECT s.id, s.trigger, s.key,
       concat_ws(',', s.seq, s.first_event, s.last_event, s.expire_at, s.version, s.fire_at) AS n,
       array_to_string(s.criterion_counts, ',') AS counts,
-      CASE WHEN cardinality(m.ids) = 1 THEN m.ids[1] END AS id1,
-      CASE WHEN cardinality(m.ids) <> 1 THEN to_json(m.ids)::text END AS ids
-    FROM streams s CROSS JOIN LATERAL (
-      SELECT CASE WHEN s.message_ids_version = s.version THEN s.message_ids
-        ELSE ARRAY(SELECT e.message_id FROM stream_events e WHERE e.stream_id = s.id ORDER BY e.ord) END AS ids
-    ) m
+      CASE WHEN s.message_ids_version = s.version AND cardinality(s.message_ids) = 1
+        THEN s.message_ids[1] END AS id1,
+      CASE WHEN s.message_ids_version IS DISTINCT FROM s.version
+        THEN to_json(ARRAY(SELECT e.message_id FROM stream_events e WHERE e.stream_id = s.id ORDER BY e.ord))::text
+        WHEN cardinality(s.message_ids) <> 1 THEN to_json(s.message_ids)::text END AS ids
+    FROM streams s
     WHERE s.topic = ${topic} AND s.partition = ${partition} AND s.state = 'active' AND s.seq > ${after}
     ORDER BY s.seq
     LIMIT ${limit}`);
