@@ -165,8 +165,19 @@ describe('winchester replay over the StackTach usage audit (etc/, notigen worklo
   });
 
   test('--until far ahead expires the streams still open, through the expire pipeline', async () => {
-    const r = await replay(['--until', isoOf(lastTs + 3 * DAY)], input);
-    const plain = await replay(['--until', justAfterLast], input);
+    // notigen audits every day it generates, so an instance update an hour after the last
+    // notification opens a day whose end-of-day exists never comes: that stream must expire.
+    const update = notifications.find((n) => n.event_type === 'compute.instance.update');
+    assert.ok(update, 'the workload has an instance update to copy');
+    const lateTs = lastTs + 3_600_000_000;
+    const late = {
+      ...update,
+      message_id: 'replay-test-late-update',
+      timestamp: isoOf(lateTs).replace('T', ' ').replace('Z', ''),
+    };
+    const openInput = input + toLines([late]);
+    const r = await replay(['--until', isoOf(lateTs + 3 * DAY)], openInput);
+    const plain = await replay(['--until', isoOf(lateTs + 1)], openInput);
     assert.deepEqual(
       r.lines.filter((l) => l.kind === 'fire'),
       plain.lines.filter((l) => l.kind === 'fire'),
