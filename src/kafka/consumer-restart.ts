@@ -138,6 +138,13 @@ export interface RestartingConsumerOptions {
   readonly onFatal?: (error: unknown) => void;
   /** Jitter source (tests). Default Math.random. */
   readonly random?: () => number;
+  /**
+   * How long a replacement may take to connect and join its group (kafkajs' `run` resolves once joined)
+   * before it counts as a failed attempt and the next one is tried: a replacement stuck without an error
+   * must not leave the worker alive but consuming nothing. Default 3 minutes (a join may wait out the
+   * group's 60 s rebalance timeout).
+   */
+  readonly joinTimeoutMs?: number;
 }
 
 type Listener = (event: never) => void;
@@ -168,6 +175,8 @@ export class RestartingConsumer {
   private total = 0;
   private closed = false;
   private readonly closing = new AbortController();
+  /** Replacements given up on for not joining in time: their late events are ignored. */
+  private readonly abandoned = new WeakSet<Consumer>();
   /** Replacements run one after another. */
   private queue: Promise<void> = Promise.resolve();
 
@@ -236,7 +245,7 @@ export class RestartingConsumer {
       if (consumer === this.current) this.inARow = 0;
     });
     consumer.on(consumer.events.CRASH, (e) => {
-      if (consumer !== this.current || this.closed) return;
+      if (consumer !== this.current || this.closed || this.abandoned.has(consumer)) return;
       this.options.onCrash?.(e.payload.error);
       if (e.payload.restart) {
         this.options.log('error', `${this.options.stage} consumer crashed`, {
@@ -249,9 +258,8 @@ export class RestartingConsumer {
     });
   }
 
-  private restartOrGiveUp(error: unknown): void {
+  private restartOrGiveUp(error: unknown, outage = isOutageCrash(error)): void {
     const o = this.options;
-    const outage = isOutageCrash(error);
     if (!outage || this.inARow >= o.policy.attempts) {
       o.log('error', `${o.stage} consumer crashed`, {
         error: error instanceof Error ? error.message : String(error),
@@ -302,8 +310,10 @@ export class RestartingConsumer {
     } catch {
       return; // closed meanwhile
     }
-    // kafkajs disconnected it before reporting the crash; this closes whatever is left.
-    await this.current.disconnect().catch(() => undefined);
+    // kafkajs disconnected it before reporting the crash; this closes whatever is left (not waiting long
+    // for a consumer that hung).
+    const dead = this.current;
+    await Promise.race([dead.disconnect().catch(() => undefined), sleep(10_000, undefined, { ref: false })]);
     if (this.closed) return;
     this.options.beforeRestart?.();
     // The callers' listeners leave the dead consumer for the new one.
@@ -311,18 +321,42 @@ export class RestartingConsumer {
     const next = this.options.create();
     this.current = next;
     this.attach(next);
-    try {
+    const joinTimeoutMs = this.options.joinTimeoutMs ?? 180_000;
+    const watchdog = new AbortController();
+    const stuck = sleep(joinTimeoutMs, 'stuck' as const, { signal: watchdog.signal }).catch(
+      () => 'done' as const,
+    );
+    const start = async (): Promise<'done'> => {
       await next.connect();
       for (const subscription of this.subscriptions) await next.subscribe(subscription);
       if (this.closed) throw new Error('closed');
       // Crashes from here on come as CRASH events of `next`.
       if (this.runConfig !== undefined) await next.run(this.runConfig);
+      return 'done';
+    };
+    const started = start();
+    // Settled after the watchdog fired, it is no longer anyone's concern.
+    started.catch(() => undefined);
+    try {
+      if ((await Promise.race([started, stuck])) === 'stuck') {
+        if (this.closed || next !== this.current) return;
+        this.abandoned.add(next);
+        void next.disconnect().catch(() => undefined);
+        this.restartOrGiveUp(
+          new KafkaUnavailableError(
+            `the new consumer did not connect and join its group within ${joinTimeoutMs / 1000} s`,
+          ),
+          true,
+        );
+      }
     } catch (error) {
       if (this.closed || next !== this.current) {
         await next.disconnect().catch(() => undefined);
         return;
       }
       this.restartOrGiveUp(error);
+    } finally {
+      watchdog.abort();
     }
   }
 }

@@ -100,10 +100,12 @@ function workerClient(config: WinchesterConfig, sockets: ISocketFactory, log: Lo
     kafkaClientOptions(config.settings.kafka, {
       retry: { retries: config.settings.kafka.retries, ...WORKER_RETRY },
       socketFactory: sockets,
-      logLevel: 'warn',
+      // kafkajs' info lines (starting, joining, stopping) are kept for a failure's message.
+      logLevel: 'info',
       logSink: (r) =>
         log(r.level === 'warn' ? 'warn' : r.level === 'error' ? 'error' : 'info', r.message, {
           component: `kafka.${r.namespace}`,
+          ...(r.fields.groupId === undefined ? {} : { groupId: r.fields.groupId }),
         }),
     }),
   );
@@ -118,13 +120,16 @@ async function until(
   ms: number,
   done: () => boolean | Promise<boolean>,
   lines: readonly Line[] = [],
+  state: () => unknown = () => undefined,
 ): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await done())) {
     if (Date.now() > deadline) {
-      const recent = lines.filter((l) => l.level === 'warn' || l.level === 'error').slice(-15);
+      const recent = lines
+        .filter((l) => !String(l.msg).startsWith('Response ') && l.component !== 'kafka.Connection')
+        .slice(-40);
       assert.fail(
-        `timed out after ${ms / 1000} s waiting until ${what}; last warnings: ${JSON.stringify(recent)}`,
+        `timed out after ${ms / 1000} s waiting until ${what} (${JSON.stringify(state())}); last lines: ${JSON.stringify(recent)}`,
       );
     }
     await sleep(250);
@@ -260,14 +265,16 @@ test(
     assert.equal(fault.cut, 3, 'one lookup of each group was cut');
 
     // After: the replacements joined, and new input goes all the way through.
+    let ready: Record<string, boolean> = {};
     await until(
       'every consumer joined again',
-      120_000,
+      180_000,
       () => {
-        const ready = { ...trigger.readiness(), ...pipeline.readiness() };
+        ready = { ...trigger.readiness(), ...pipeline.readiness() };
         return Object.values(ready).every((joined) => joined);
       },
       lines,
+      () => ready,
     );
     const afterRestart = await feed('2015-03-01', '2015-03-10T00:00:00Z');
     await until(

@@ -3,24 +3,15 @@
  * ports of its own. PostgreSQL is the shared one (DATABASE_URL is passed, so infra.sh only checks it and
  * never starts, stops or purges it); the shared broker (127.0.0.1:19092) is never touched.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../chaos/infra.js';
+import { freePort, pidAlive, runScript } from '../../helpers/process.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A running private broker; {@link PrivateKafka.start} returns one that answers. */
 export class PrivateKafka {
@@ -58,9 +49,9 @@ export class PrivateKafka {
       return;
     }
     const deadline = Date.now() + 30_000;
-    while (alive(pid) && Date.now() < deadline) await sleep(100);
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
-    while (alive(pid)) await sleep(50);
+    while (pidAlive(pid) && Date.now() < deadline) await sleep(100);
+    if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    while (pidAlive(pid)) await sleep(50);
   }
 
   /** Starts the stopped broker again (same data) and waits until it answers. */
@@ -97,26 +88,8 @@ export class PrivateKafka {
     return env;
   }
 
-  private script(...args: string[]): Promise<void> {
-    const env = this.env();
-    return new Promise((resolve, reject) => {
-      const child = spawn('bash', [join(ROOT, 'scripts', 'infra.sh'), ...args], {
-        cwd: ROOT,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stdout.on('data', (d: Buffer) => {
-        output += d.toString('utf8');
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        output += d.toString('utf8');
-      });
-      child.on('error', reject);
-      child.on('close', (code) => {
-        if (code === 0) resolve();
-        else reject(new Error(`scripts/infra.sh ${args.join(' ')} exited ${code}:\n${output.trim()}`));
-      });
-    });
+  private async script(...args: string[]): Promise<void> {
+    const { code, output } = await runScript('infra.sh', args, this.env());
+    if (code !== 0) throw new Error(`scripts/infra.sh ${args.join(' ')} exited ${code}:\n${output.trim()}`);
   }
 }

@@ -439,6 +439,34 @@ describe('RestartingConsumer', () => {
     assert.equal(r.consumers.length, 2);
   });
 
+  test('a replacement that neither joins nor fails within joinTimeoutMs counts as a failed attempt', async () => {
+    const consumers: ScriptedConsumer[] = [];
+    const lines: string[] = [];
+    const restarting = new RestartingConsumer({
+      create: () => {
+        const c = new ScriptedConsumer(consumers.length);
+        // The first replacement hangs in run(), as a join that never completes would.
+        if (c.id === 1) c.run = () => new Promise<never>(() => undefined);
+        consumers.push(c);
+        return c as unknown as Consumer;
+      },
+      stage: 'route',
+      log: (_level, msg, fields) => lines.push(`${msg} ${String(fields?.error)}`),
+      policy: { attempts: 3, initialBackoffMs: 1, maxBackoffMs: 1 },
+      joinTimeoutMs: 50,
+    });
+    await restarting.consumer.run({});
+    (consumers[0] as ScriptedConsumer).crash(OUTAGE(), false);
+    await until(() => consumers[2]?.calls.includes('run') === true, 'the second replacement runs');
+    assert.ok(consumers[1]?.calls.includes('disconnect'), 'the stuck one was disconnected');
+    assert.match(lines[1] ?? '', /did not connect and join its group within 0\.05 s/);
+    // A late crash of the abandoned one changes nothing.
+    (consumers[1] as ScriptedConsumer).crash(OUTAGE(), false);
+    await sleep(20);
+    assert.equal(consumers.length, 3);
+    assert.equal(restarting.restarts, 2);
+  });
+
   test('a stage clean-up that throws stops for good instead of leaving the stage without a consumer', async () => {
     const fatal: unknown[] = [];
     const broken = new Error('tasks could not be dropped');
