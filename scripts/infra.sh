@@ -171,8 +171,12 @@ ensure_kafka_storage() {
     return 0
   fi
   rm -rf "$data"
-  # A Kafka cluster id is 16 random bytes in unpadded URL-safe base64.
-  id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  # A Kafka cluster id is 16 random bytes in unpadded URL-safe base64. One that starts with '-' would be
+  # taken for an option by the storage tool's argument parser (1 in 64), so draw again.
+  id='-'
+  while [[ "$id" == -* ]]; do
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  done
   printf '%s\n' "$id" >"$idfile"
   if ! "$JAVA_BIN" -Xmx256m -Dlog4j.configuration="file:$KAFKA_DIR/log4j.properties" -Dkafka.logs.dir="$KAFKA_DIR/logs" \
     -cp "$KAFKA_CACHE_DIR/lib/*" kafka.tools.StorageTool format -t "$id" -c "$KAFKA_DIR/server.properties" \

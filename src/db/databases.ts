@@ -50,10 +50,40 @@ export async function createDatabase(pool: DatabasePool, name: string): Promise<
   await pool.query(sql.unsafe`CREATE DATABASE ${sql.identifier([name])}`);
 }
 
-/** Drops database `name` if it exists, disconnecting any sessions still attached to it. */
+/**
+ * Drops database `name` if it exists, disconnecting any sessions still attached to it.
+ *
+ * `WITH (FORCE)` refuses (42501) when a session the connected role may not signal is attached, which
+ * happens to a role without superuser or pg_signal_backend when an autovacuum worker is busy in the
+ * database. A plain DROP stops autovacuum workers itself (and waits a few seconds for other sessions),
+ * so that is the fallback, tried a few times while the worker winds down.
+ */
 export async function dropDatabase(pool: DatabasePool, name: string): Promise<void> {
   assertDatabaseName(name);
-  await pool.query(sql.unsafe`DROP DATABASE IF EXISTS ${sql.identifier([name])} WITH (FORCE)`);
+  const id = sql.identifier([name]);
+  try {
+    await pool.query(sql.unsafe`DROP DATABASE IF EXISTS ${id} WITH (FORCE)`);
+    return;
+  } catch (error) {
+    if (sqlState(error) !== '42501') throw error;
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pool.query(sql.unsafe`DROP DATABASE IF EXISTS ${id}`);
+      return;
+    } catch (error) {
+      // 55006: still in use by other sessions (the plain DROP waits about 5 s for them before this).
+      if (attempt >= 3 || sqlState(error) !== '55006') throw error;
+    }
+  }
+}
+
+function sqlState(error: unknown): string | undefined {
+  for (let e: unknown = error; e instanceof Error; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
 }
 
 /** Options for {@link waitForDatabase}. */
