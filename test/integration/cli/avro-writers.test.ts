@@ -7,8 +7,6 @@
  * else the in-test stand-in (test/helpers/avro-registry.ts).
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -29,19 +27,12 @@ import {
   uniqueName,
 } from '../../helpers/integration.js';
 import { testAdmin, testKafka, testTopic } from '../../helpers/kafka.js';
+import { freePort } from '../../helpers/process.js';
 import { migratedDatabase } from '../db/schema.js';
 
 const opts = { timeout: 2 * INTEGRATION_TIMEOUT_MS };
 const CONFIG = fileURLToPath(new URL('../../../etc/winchester.yaml', import.meta.url));
 const H = 3_600_000_000;
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** The first `count` records of `topic` (key and raw value), from the beginning. */
 async function readRaw(
@@ -119,7 +110,7 @@ test(
 
     // Registry away: one line naming it (no credentials), exit 1, and INPUT was not sent (the topic the
     // command would have created does not exist).
-    const port = await closedPort();
+    const port = await freePort();
     const down = await runCli(['produce', '-c', CONFIG, '--advance-clock', '2015-02-03T00:00:00Z', '-'], {
       env: { ...env, WINCHESTER_SCHEMA_REGISTRY_URL: `http://u:secret@127.0.0.1:${port}` },
       stdin: '{"event_type":"compute.instance.exists","message_id":"m1","timestamp":"2015-02-01 00:00:00"}\n',
@@ -204,7 +195,7 @@ test(
     await failedStream(db.pool, 'bad', 0, true);
 
     // Registry away: nothing moves, one line, exit 1.
-    const port = await closedPort();
+    const port = await freePort();
     const down = await runCli(['streams', 'retry', 'e1', 'big', '--timeout', '5', '-c', CONFIG], {
       env: { ...env, WINCHESTER_SCHEMA_REGISTRY_URL: `http://127.0.0.1:${port}` },
     });

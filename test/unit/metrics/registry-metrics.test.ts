@@ -6,8 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -21,6 +19,7 @@ import {
 import type { Logger } from '../../../src/log.js';
 import { createMetrics, type WinchesterMetrics } from '../../../src/metrics/metrics.js';
 import { frame, UnknownSchemaError } from '../../../src/serde/codec.js';
+import { freePort } from '../../helpers/process.js';
 import { startFakeRegistry } from '../serde/fake-registry.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'registry-metrics-'));
@@ -46,14 +45,6 @@ async function errors(metrics: WinchesterMetrics): Promise<Record<string, number
   return out;
 }
 
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 describe('winchester_schema_registry_errors_total', () => {
   test('a registry that answers: nothing counted', async (t) => {
     const registry = await startFakeRegistry();
@@ -66,7 +57,7 @@ describe('winchester_schema_registry_errors_total', () => {
 
   test('unreachable at start: one register error, and the worker gets the unavailable error', async () => {
     const metrics = createMetrics();
-    const config = await configFor(`http://127.0.0.1:${await closedPort()}`);
+    const config = await configFor(`http://127.0.0.1:${await freePort()}`);
     await assert.rejects(workerAvro(config, quiet, metrics), SchemaRegistryUnavailableError);
     // Registration stops at the first subject that fails.
     assert.deepEqual(await errors(metrics), { register: 1 });
@@ -112,7 +103,7 @@ describe('winchester_schema_registry_errors_total', () => {
   });
 
   test('without metrics (the CLI writers) the failure is the same', async () => {
-    const config = await configFor(`http://127.0.0.1:${await closedPort()}`);
+    const config = await configFor(`http://127.0.0.1:${await freePort()}`);
     await assert.rejects(workerAvro(config, quiet), SchemaRegistryUnavailableError);
   });
 });
