@@ -122,8 +122,9 @@ type BatchPayload = Pick<EachBatchPayload, 'batch' | 'heartbeat' | 'isRunning' |
 
 /**
  * The work that follows checkpoints but need not delay them: the informational Kafka offset commit and
- * the outbox publication. One run at a time; requests made while it runs are coalesced into one more run
- * (offsets by partition, the latest wins).
+ * the outbox publication, side by side (a batch waits for its checkpoint, not for a coordinator round
+ * trip). One run at a time; requests made while it runs are coalesced into one more run (offsets by
+ * partition, the latest wins).
  */
 class AfterCheckpoint {
   private offsets = new Map<number, number>();
@@ -153,20 +154,23 @@ class AfterCheckpoint {
         this.requested = false;
         const offsets = this.offsets;
         this.offsets = new Map();
-        if (offsets.size > 0 && !this.consumerStopped) {
-          await o.consumer
-            .commitOffsets(
-              [...offsets].map(([partition, offset]) => ({
-                topic: o.topic,
-                partition,
-                offset: String(offset),
-              })),
-            )
-            .catch((error: unknown) => {
-              o.metrics?.kafkaErrors.labels({ operation: 'commit_offsets' }).inc();
-              o.log?.('warn', 'informational offset commit failed', { error: String(error) });
-            });
-        }
+        // The informational offset commit runs alongside the publication, not before it: a batch
+        // waits only for the checkpoint that wrote it, never for a Kafka round trip Postgres does not need.
+        const committed =
+          offsets.size > 0 && !this.consumerStopped
+            ? o.consumer
+                .commitOffsets(
+                  [...offsets].map(([partition, offset]) => ({
+                    topic: o.topic,
+                    partition,
+                    offset: String(offset),
+                  })),
+                )
+                .catch((error: unknown) => {
+                  o.metrics?.kafkaErrors.labels({ operation: 'commit_offsets' }).inc();
+                  o.log?.('warn', 'informational offset commit failed', { error: String(error) });
+                })
+            : undefined;
         await o.publisher.flush().catch((error: unknown) => {
           (isDatabaseError(error) ? o.metrics?.databaseErrors : o.metrics?.kafkaErrors)
             ?.labels({ operation: 'publish_batches' })
@@ -175,6 +179,7 @@ class AfterCheckpoint {
             error: String(error),
           });
         });
+        await committed;
       }
     } finally {
       this.running = undefined;
