@@ -13,6 +13,26 @@ export class WinchesterError extends Error {
   }
 }
 
+/**
+ * `error` followed by its causes (`error.cause`, then that one's, …), at most `max` deep and stopping at a
+ * cycle: what every layer walks to find the root cause a wrapper hides (a slonik error around pg's, a
+ * kafkajs retries-exceeded error around the connection error).
+ */
+export function causeChain(error: unknown, max = 10): unknown[] {
+  const chain: unknown[] = [];
+  let current = error;
+  while (current !== undefined && current !== null && chain.length < max && !chain.includes(current)) {
+    chain.push(current);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return chain;
+}
+
+/** Whether `error` or one of its causes has `code` (a SQLSTATE, or a Node or driver error code). */
+export function hasErrorCode(error: unknown, code: string): boolean {
+  return causeChain(error).some((e) => (e as { code?: unknown }).code === code);
+}
+
 /** Bad command-line usage: the CLI exits with status 2. */
 export class UsageError extends WinchesterError {}
 

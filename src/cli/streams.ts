@@ -27,7 +27,7 @@ import {
   streamStates,
 } from '../db/streams-query.js';
 import type { StreamState } from '../engine/effects.js';
-import { ConfigError, InputError, UsageError, WinchesterError } from '../errors.js';
+import { ConfigError, hasErrorCode, InputError, UsageError, WinchesterError } from '../errors.js';
 import { classifyKafkaError, KafkaUnavailableError } from '../kafka/errors.js';
 import { createKafka, createProducer, kafkaClientOptions } from '../kafka/kafka.js';
 import { retriesWithin } from '../kafka/notification-producer.js';
@@ -671,24 +671,13 @@ function configPath(opts: { config: string | undefined }, io: CliIo): string {
   return opts.config ?? io.env.WINCHESTER_CONFIG ?? 'winchester.yaml';
 }
 
-function hasCode(error: unknown, code: string): boolean {
-  for (
-    let e = error, i = 0;
-    e !== null && e !== undefined && i < 10;
-    e = (e as { cause?: unknown }).cause, i++
-  ) {
-    if ((e as { code?: unknown }).code === code) return true;
-  }
-  return false;
-}
-
 /** {@link withPool}, with the usual first-run mistake (no schema yet) explained. */
 async function usePool<T>(url: string, fn: (pool: DatabasePool) => Promise<T>): Promise<T> {
   try {
     return await withPool(url, fn);
   } catch (error) {
     // 42P01 undefined_table: the database exists but the migrations were never applied.
-    if (hasCode(error, '42P01')) {
+    if (hasErrorCode(error, '42P01')) {
       throw new WinchesterError(
         `no winchester schema in the database at ${redactDatabaseUrl(url)}: run 'winchester db upgrade' first`,
         { cause: error },

@@ -15,7 +15,7 @@ import {
   upgrade,
 } from '../db/migrate.js';
 import { createPool, type DatabasePool } from '../db/pool.js';
-import { ConfigError, WinchesterError } from '../errors.js';
+import { ConfigError, causeChain, WinchesterError } from '../errors.js';
 import { classifyKafkaError } from '../kafka/errors.js';
 import { createKafka, type KafkaLogRecord, kafkaClientOptions, WORKER_RETRY } from '../kafka/kafka.js';
 import { type AvroWiring, connectAvro, redactRegistryUrl } from '../kafka/schema-registry.js';
@@ -109,10 +109,9 @@ export function workerStartError(error: unknown, command: string): unknown {
 
 /** Whether kafkajs threw it (its error classes are all named KafkaJS…, causes included). */
 function fromKafkaClient(error: unknown): boolean {
-  let current: unknown = error;
-  for (let depth = 0; current instanceof Error && depth < 10; depth++) {
-    if (current.name.startsWith('KafkaJS')) return true;
-    current = (current as { cause?: unknown }).cause;
+  for (const e of causeChain(error)) {
+    if (!(e instanceof Error)) return false;
+    if (e.name.startsWith('KafkaJS')) return true;
   }
   return false;
 }

@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DatabasePool } from 'slonik';
 import { sql } from 'slonik';
-import { WinchesterError } from '../errors.js';
+import { hasErrorCode, WinchesterError } from '../errors.js';
 import { createPool } from './pool.js';
 
 /** The database could not be reached or did not answer in time; trying again later may succeed. */
@@ -65,7 +65,7 @@ export async function dropDatabase(pool: DatabasePool, name: string): Promise<vo
     await pool.query(sql.unsafe`DROP DATABASE IF EXISTS ${id} WITH (FORCE)`);
     return;
   } catch (error) {
-    if (sqlState(error) !== '42501') throw error;
+    if (!hasErrorCode(error, '42501')) throw error;
   }
   for (let attempt = 1; ; attempt++) {
     try {
@@ -73,17 +73,9 @@ export async function dropDatabase(pool: DatabasePool, name: string): Promise<vo
       return;
     } catch (error) {
       // 55006: still in use by other sessions (the plain DROP waits about 5 s for them before this).
-      if (attempt >= 3 || sqlState(error) !== '55006') throw error;
+      if (attempt >= 3 || !hasErrorCode(error, '55006')) throw error;
     }
   }
-}
-
-function sqlState(error: unknown): string | undefined {
-  for (let e: unknown = error; e instanceof Error; e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
-  }
-  return undefined;
 }
 
 /** Options for {@link waitForDatabase}. */

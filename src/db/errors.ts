@@ -10,7 +10,7 @@ import {
   IdleTransactionTimeoutError,
   StatementTimeoutError,
 } from 'slonik';
-import { WinchesterError } from '../errors.js';
+import { causeChain, WinchesterError } from '../errors.js';
 import { DatabaseUnavailableError } from './databases.js';
 
 // SQLSTATE classes/codes meaning the server could not serve the statement right now, not that it was wrong:
@@ -42,19 +42,9 @@ const RETRIABLE_CLASSES = [
 
 const MESSAGE_HINTS = /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED/i;
 
-function chainOf(error: unknown): unknown[] {
-  const chain: unknown[] = [];
-  let current = error;
-  while (current !== undefined && current !== null && chain.length < 10 && !chain.includes(current)) {
-    chain.push(current);
-    current = (current as { cause?: unknown }).cause;
-  }
-  return chain;
-}
-
 /** Whether `error` (a slonik, pg or socket error, or one wrapping it) means PostgreSQL was unavailable. */
 export function isRetriableDatabaseError(error: unknown): boolean {
-  for (const e of chainOf(error)) {
+  for (const e of causeChain(error)) {
     if (e instanceof WinchesterError) return e.retriable;
     if (typeof e !== 'object' || e === null) continue;
     const { code, message } = e as { code?: unknown; message?: unknown };
@@ -68,7 +58,7 @@ export function isRetriableDatabaseError(error: unknown): boolean {
 /** A one-line description of a database error including its root cause (never the URL's password). */
 export function describeDatabaseError(error: unknown): string {
   const messages: string[] = [];
-  for (const e of chainOf(error)) {
+  for (const e of causeChain(error)) {
     const m = e instanceof Error ? e.message : String(e);
     // AggregateError (several addresses refused) has an empty message; its parts say why.
     if (m === '' && e instanceof AggregateError) {

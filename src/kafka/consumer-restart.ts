@@ -12,6 +12,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConsumerRunConfig, ConsumerSubscribeTopic, ConsumerSubscribeTopics } from 'kafkajs';
+import { causeChain } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { WinchesterMetrics } from '../metrics/metrics.js';
 import { describeKafkaError, KafkaUnavailableError } from './errors.js';
@@ -51,16 +52,6 @@ const OUTAGE_PROTOCOL_TYPES = new Set([
   'BROKER_NOT_AVAILABLE',
 ]);
 
-function chainOf(error: unknown): unknown[] {
-  const chain: unknown[] = [];
-  let current: unknown = error;
-  while (current !== undefined && current !== null && chain.length < 10 && !chain.includes(current)) {
-    chain.push(current);
-    current = (current as { cause?: unknown }).cause;
-  }
-  return chain;
-}
-
 /**
  * Whether a consumer crash is a Kafka outage that a new consumer can ride out, rather than a mistake
  * another attempt would repeat. Decided on kafkajs' error classes along the `cause` chain:
@@ -76,7 +67,7 @@ function chainOf(error: unknown): unknown[] {
  */
 export function isOutageCrash(error: unknown): boolean {
   let outage = false;
-  for (const e of chainOf(error)) {
+  for (const e of causeChain(error)) {
     if (!(e instanceof Error) || !e.name.startsWith('KafkaJS')) return false;
     if (FATAL_NAMES.has(e.name)) return false;
     const type = (e as { type?: unknown }).type;

@@ -2,7 +2,7 @@
  * Kafka failures classified once, here at the adapter boundary, into the project's typed errors.
  * Callers decide on `retriable`, never on kafkajs class names or message text.
  */
-import { WinchesterError } from '../errors.js';
+import { causeChain, WinchesterError } from '../errors.js';
 
 /** The cluster could not be reached or did not answer in time; trying again later may succeed. */
 export class KafkaUnavailableError extends WinchesterError {
@@ -29,13 +29,12 @@ const UNAVAILABLE = new Set([
 ]);
 
 function errorChain(error: unknown): Error[] {
-  const chain: Error[] = [];
-  let current: unknown = error;
   // kafkajs wraps the last attempt's error in KafkaJSNumberOfRetriesExceeded (non-retriable) as `cause`;
-  // the root cause decides whether the cluster was unreachable.
-  while (current instanceof Error && chain.length < 10 && !chain.includes(current)) {
-    chain.push(current);
-    current = (current as { cause?: unknown }).cause;
+  // the root cause decides whether the cluster was unreachable. The chain ends at the first non-Error.
+  const chain: Error[] = [];
+  for (const e of causeChain(error)) {
+    if (!(e instanceof Error)) break;
+    chain.push(e);
   }
   return chain;
 }
