@@ -405,14 +405,21 @@ function kindOf(v: unknown, what: string): 'fire' | 'expire' {
   return v;
 }
 
+function pipelineOf(v: unknown, what: string): string | null {
+  if (v !== null && typeof v !== 'string')
+    throw new InputError(`${what}: 'pipeline' must be a string or null`);
+  return v;
+}
+
+function checkEventList(v: unknown, what: string): asserts v is unknown[] {
+  if (!Array.isArray(v)) throw new InputError(`${what}: 'events' must be a list`);
+}
+
 function batchOf(obj: JsonObject, what: string): BatchRecord {
   const kind = kindOf(obj.kind, what);
-  const pipeline = obj.pipeline;
-  if (pipeline !== null && typeof pipeline !== 'string') {
-    throw new InputError(`${what}: 'pipeline' must be a string or null`);
-  }
+  const pipeline = pipelineOf(obj.pipeline, what);
   const list = obj.events;
-  if (!Array.isArray(list)) throw new InputError(`${what}: 'events' must be a list`);
+  checkEventList(list, what);
   const events: Event[] = new Array(list.length);
   for (let i = 0; i < list.length; i++) events[i] = eventFromTyped(list[i]);
   return {
@@ -431,12 +438,9 @@ function batchOf(obj: JsonObject, what: string): BatchRecord {
 function batchFromObject(obj: LosslessObject): BatchRecord {
   const what = 'batch record';
   const kind = kindOf(obj.kind, what);
-  const pipeline = obj.pipeline;
-  if (pipeline !== null && typeof pipeline !== 'string') {
-    throw new InputError(`${what}: 'pipeline' must be a string or null`);
-  }
+  const pipeline = pipelineOf(obj.pipeline, what);
   const events = obj.events;
-  if (!Array.isArray(events)) throw new InputError(`${what}: 'events' must be a list`);
+  checkEventList(events, what);
   return {
     batchId: str(obj, 'batch_id', what),
     streamId: str(obj, 'stream_id', what),
