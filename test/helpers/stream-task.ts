@@ -9,6 +9,7 @@ import type { Event } from '../../src/model/event.js';
 import { distinguishingKey } from '../../src/triggers/key.js';
 import type { TriggerDefinition } from '../../src/triggers/types.js';
 import type { TaskStore } from '../../src/worker/stream-task.js';
+import { trigger } from '../unit/engine/builder.js';
 
 /** A task store in memory; `cps` holds every checkpoint that succeeded, in order. */
 export interface MemoryTaskStore extends TaskStore {
@@ -68,6 +69,22 @@ export function withCanonicalKeys(def: TriggerDefinition): TriggerDefinition {
       return m.matched ? { ...m, key: distinguishingKey(m.distinguishing) } : m;
     },
   });
+}
+
+/**
+ * The streams-stage tests' trigger: one stream per `instance_id`, fired by a `fire.me` event into
+ * `firePipeline`, never expired into a pipeline, with canonical stream keys.
+ */
+export function usageTrigger(firePipeline: string): TriggerDefinition {
+  return withCanonicalKeys(
+    trigger({
+      name: 'usage',
+      distinguishedBy: ['instance_id'],
+      fire: [{ eventType: 'fire.me' }],
+      firePipeline,
+      expirePipeline: null,
+    }),
+  );
 }
 
 /** The JSON stream-events record the route stage writes for an event the trigger matches. */

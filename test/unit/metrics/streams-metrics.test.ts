@@ -11,19 +11,10 @@ import type { Event } from '../../../src/model/event.js';
 import { distinguishingKey } from '../../../src/triggers/key.js';
 import { OutboxPublisher, type TaskStore } from '../../../src/worker/stream-task.js';
 import { StreamsWorker } from '../../../src/worker/streams-worker.js';
-import { memoryTaskStore, streamEventRecord, withCanonicalKeys } from '../../helpers/stream-task.js';
-import { ev, HOUR, MINUTE, T0, trigger } from '../engine/builder.js';
+import { memoryTaskStore, streamEventRecord, usageTrigger } from '../../helpers/stream-task.js';
+import { ev, HOUR, MINUTE, T0 } from '../engine/builder.js';
 
-// The test builder's keys are not the canonical encoding, which a closing stream's batch parses back.
-const def = withCanonicalKeys(
-  trigger({
-    name: 'usage',
-    distinguishedBy: ['instance_id'],
-    fire: [{ eventType: 'fire.me' }],
-    firePipeline: 'fire_pipe',
-    expirePipeline: null,
-  }),
-);
+const def = usageTrigger('fire_pipe');
 
 const record = (e: Event): string => streamEventRecord(def, e);
 

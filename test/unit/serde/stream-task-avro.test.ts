@@ -7,20 +7,11 @@ import type { AvroCodec } from '../../../src/serde/avro-codec.js';
 import { frame } from '../../../src/serde/codec.js';
 import { StreamTask } from '../../../src/worker/stream-task.js';
 import { startAvroCodec } from '../../helpers/avro-registry.js';
-import { memoryTaskStore, withCanonicalKeys } from '../../helpers/stream-task.js';
-import { ev, HOUR, MINUTE, T0, trigger } from '../engine/builder.js';
+import { memoryTaskStore, usageTrigger } from '../../helpers/stream-task.js';
+import { ev, HOUR, MINUTE, T0 } from '../engine/builder.js';
 import type { FakeRegistry } from './fake-registry.js';
 
-// The test builder's stream keys are not in the canonical format the outbox parses back: use it.
-const def = withCanonicalKeys(
-  trigger({
-    name: 'usage',
-    distinguishedBy: ['instance_id'],
-    fire: [{ eventType: 'fire.me' }],
-    firePipeline: 'usage_pipe',
-    expirePipeline: null,
-  }),
-);
+const def = usageTrigger('usage_pipe');
 
 describe('StreamTask with the Avro record codec', () => {
   let registry: FakeRegistry;

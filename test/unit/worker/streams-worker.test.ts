@@ -6,18 +6,10 @@ import { encodeTick } from '../../../src/kafka/records.js';
 import type { Consumer } from '../../../src/kafka/types.js';
 import { OutboxPublisher } from '../../../src/worker/stream-task.js';
 import { StreamsWorker } from '../../../src/worker/streams-worker.js';
-import { memoryTaskStore, streamEventRecord, withCanonicalKeys } from '../../helpers/stream-task.js';
-import { ev, MINUTE, T0, trigger } from '../engine/builder.js';
+import { memoryTaskStore, streamEventRecord, usageTrigger } from '../../helpers/stream-task.js';
+import { ev, MINUTE, T0 } from '../engine/builder.js';
 
-const def = withCanonicalKeys(
-  trigger({
-    name: 'usage',
-    distinguishedBy: ['instance_id'],
-    fire: [{ eventType: 'fire.me' }],
-    firePipeline: 'fire_pipe',
-    expirePipeline: null,
-  }),
-);
+const def = usageTrigger('fire_pipe');
 
 /** A consumer whose offset commits hang until released, as a slow group coordinator would. */
 function slowCommitConsumer() {
