@@ -10,12 +10,12 @@ import { type Checkpoint, CheckpointStore, OwnershipLostError } from '../../../s
 import { type DatabasePool, sql } from '../../../src/db/pool.js';
 import { EventTimeClock } from '../../../src/engine/clock.js';
 import { WinchesterError } from '../../../src/errors.js';
-import { encodeStreamEvent, encodeTick } from '../../../src/kafka/records.js';
+import { encodeTick } from '../../../src/kafka/records.js';
 import type { Event } from '../../../src/model/event.js';
-import { distinguishingKey } from '../../../src/triggers/key.js';
 import type { TriggerDefinition } from '../../../src/triggers/types.js';
 import { StreamTask, type TaskStore } from '../../../src/worker/stream-task.js';
 import { INTEGRATION_TIMEOUT_MS, type TestScope } from '../../helpers/integration.js';
+import { streamEventRecord, withCanonicalKeys } from '../../helpers/stream-task.js';
 import { ev, HOUR, MINUTE, T0, trigger } from '../../unit/engine/builder.js';
 import { migratedDatabase } from './schema.js';
 
@@ -23,27 +23,18 @@ const TOPIC = 'se';
 const PARTITION = 2;
 const opts = { timeout: INTEGRATION_TIMEOUT_MS };
 
-const built = trigger({
-  name: 'usage',
-  distinguishedBy: ['instance_id'],
-  fire: [{ eventType: 'fire.me' }],
-  firePipeline: 'fire_pipe',
-  expirePipeline: 'expire_pipe',
-});
 /** The builder's trigger with the real stream keys (the batches' distinguishing values are parsed back). */
-const def: TriggerDefinition = {
-  ...built,
-  match(event, now) {
-    const m = built.match(event, now);
-    return m.matched ? { ...m, key: distinguishingKey(m.distinguishing) } : m;
-  },
-};
+const def: TriggerDefinition = withCanonicalKeys(
+  trigger({
+    name: 'usage',
+    distinguishedBy: ['instance_id'],
+    fire: [{ eventType: 'fire.me' }],
+    firePipeline: 'fire_pipe',
+    expirePipeline: 'expire_pipe',
+  }),
+);
 
-const record = (e: Event): string => {
-  const m = def.match(e, e.timestamp);
-  assert.ok(m.matched);
-  return encodeStreamEvent({ trigger: def.name, key: m.key, distinguishing: m.distinguishing, event: e });
-};
+const record = (e: Event): string => streamEventRecord(def, e);
 
 /**
  * ~600 records over ~10 hours of event time: 9 instances whose streams fire (fire.me), expire (an hour of
